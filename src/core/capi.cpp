@@ -1,0 +1,147 @@
+// The one place where C++ exceptions stop: every C entry runs its body in
+// guarded(), which turns any exception into a cmk_error.
+#include "capi.h"
+
+#include "error.h"
+#include "key_derivation.h"
+#include "key_store.h"
+#include "xts_cipher.h"
+
+#include <cstdio>
+#include <cstring>
+#include <new>
+
+#define CMK_EXPORT extern "C" __attribute__((visibility("default")))
+
+namespace {
+
+void copy_text(char* dst, size_t cap, const std::string& src) {
+    std::snprintf(dst, cap, "%s", src.c_str());
+}
+
+cmk_error_kind to_c(cmk::ErrorKind kind) {
+    switch (kind) {
+    case cmk::ErrorKind::Config: return CMK_ERR_CONFIG;
+    case cmk::ErrorKind::KeyUnavailable: return CMK_ERR_KEY_UNAVAILABLE;
+    case cmk::ErrorKind::WrongKey: return CMK_ERR_WRONG_KEY;
+    case cmk::ErrorKind::KeyringCorrupt: return CMK_ERR_KEYRING_CORRUPT;
+    case cmk::ErrorKind::Transient: return CMK_ERR_TRANSIENT;
+    case cmk::ErrorKind::Protocol: return CMK_ERR_PROTOCOL;
+    case cmk::ErrorKind::Io: return CMK_ERR_IO;
+    case cmk::ErrorKind::Crypto: return CMK_ERR_CRYPTO;
+    case cmk::ErrorKind::Internal: return CMK_ERR_INTERNAL;
+    }
+    return CMK_ERR_INTERNAL;
+}
+
+template <typename Body>
+int guarded(cmk_error* err, Body&& body) noexcept {
+    if (err) std::memset(err, 0, sizeof *err);
+    try {
+        body();
+        return 0;
+    } catch (const cmk::Error& e) {
+        if (err) {
+            err->kind = to_c(e.kind());
+            copy_text(err->message, sizeof err->message, e.what());
+            copy_text(err->detail, sizeof err->detail, e.detail());
+            copy_text(err->hint, sizeof err->hint, e.hint());
+        }
+    } catch (const std::bad_alloc&) {
+        if (err) {
+            err->kind = CMK_ERR_INTERNAL;
+            copy_text(err->message, sizeof err->message, "out of memory");
+        }
+    } catch (const std::exception& e) {
+        if (err) {
+            err->kind = CMK_ERR_INTERNAL;
+            copy_text(err->message, sizeof err->message, std::string("internal error: ") + e.what());
+        }
+    } catch (...) {
+        if (err) {
+            err->kind = CMK_ERR_INTERNAL;
+            copy_text(err->message, sizeof err->message, "internal error");
+        }
+    }
+    return -1;
+}
+
+cmk::ProviderSettings to_settings(const cmk_provider_settings* s) {
+    cmk::ProviderSettings out;
+    if (!s) return out;
+    if (s->wrap_algorithm && *s->wrap_algorithm) out.wrap_algorithm = s->wrap_algorithm;
+    if (s->api_version && *s->api_version) out.api_version = s->api_version;
+    if (s->auth && *s->auth) out.auth = s->auth;
+    if (s->ca_file && *s->ca_file) out.ca_file = s->ca_file;
+    if (s->request_timeout_ms > 0) out.request_timeout_ms = s->request_timeout_ms;
+    if (s->retry_total_ms > 0) out.retry_total_ms = s->retry_total_ms;
+    return out;
+}
+
+}  // namespace
+
+CMK_EXPORT int cmk_core_open_keys(const char* datadir, const char* key_url, const cmk_provider_settings* settings,
+                                  int (*encrypted_data_exists)(void*), void* arg, cmk_key_state* state,
+                                  cmk_messages* warnings, cmk_error* err) {
+    if (warnings) warnings->text[0] = '\0';
+    return guarded(err, [&] {
+        std::vector<std::string> log;
+        cmk::ProviderSettings ps = to_settings(settings);
+        ps.log = [&log](const std::string& line) { log.push_back(line); };
+        cmk::OpenedKeys keys = cmk::open_or_create_keys(datadir, key_url ? key_url : "", ps,
+                                                        [&] { return encrypted_data_exists(arg) != 0; });
+        std::memset(state, 0, sizeof *state);
+        const cmk::KeyringEntry& cur = keys.keyring.current();
+        state->current_generation = keys.keyring.current_generation;
+        state->created_at = static_cast<int64_t>(cur.created_at);
+        state->keyring_created = keys.created ? 1 : 0;
+        copy_text(state->provider, sizeof state->provider, keys.provider_name);
+        copy_text(state->kek_base, sizeof state->kek_base, cur.wrapped.kek_base);
+        copy_text(state->kek_version, sizeof state->kek_version, cur.wrapped.kek_version);
+        copy_text(state->wrap_algorithm, sizeof state->wrap_algorithm, cur.wrapped.algorithm);
+        for (const auto& g : keys.generations) {
+            cmk_key_slot& slot = state->slots[state->n_slots++];
+            slot.generation = g.generation;
+            std::memcpy(slot.dek, g.dek.data(), CMK_DEK_BYTES);
+        }
+        for (const auto& w : keys.warnings) log.push_back(w);
+        if (warnings) {
+            std::string all;
+            for (const auto& l : log) all += l + "\n";
+            copy_text(warnings->text, sizeof warnings->text, all);
+        }
+    });
+}
+
+CMK_EXPORT int cmk_core_check_key_url(const char* key_url, cmk_error* err) {
+    return guarded(err, [&] { cmk::parse_key_url(key_url ? key_url : ""); });
+}
+
+CMK_EXPORT void cmk_core_wipe(void* p, size_t len) { OPENSSL_cleanse(p, len); }
+
+struct cmk_xts {
+    explicit cmk_xts(const uint8_t* key) : cipher(key) {}
+    cmk::XtsCipher cipher;
+};
+
+CMK_EXPORT cmk_xts* cmk_xts_create(const uint8_t* dek, cmk_key_purpose purpose, cmk_error* err) {
+    cmk_xts* out = nullptr;
+    guarded(err, [&] {
+        cmk::DerivedKeys keys = cmk::derive_keys(dek, CMK_DEK_BYTES);
+        const cmk::SecureBytes& key = purpose == CMK_PURPOSE_WAL          ? keys.wal
+                                      : purpose == CMK_PURPOSE_TEMP_FILES ? keys.temp_files
+                                                                          : keys.data_pages;
+        out = new cmk_xts(key.data());
+    });
+    return out;
+}
+
+CMK_EXPORT void cmk_xts_free(cmk_xts* xts) { delete xts; }
+
+CMK_EXPORT int cmk_xts_encrypt(cmk_xts* xts, const uint8_t* in, uint8_t* out, size_t len, const uint8_t* tweak) {
+    return xts->cipher.encrypt(in, out, len, tweak) ? 0 : -1;
+}
+
+CMK_EXPORT int cmk_xts_decrypt(cmk_xts* xts, const uint8_t* in, uint8_t* out, size_t len, const uint8_t* tweak) {
+    return xts->cipher.decrypt(in, out, len, tweak) ? 0 : -1;
+}

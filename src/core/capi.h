@@ -1,0 +1,122 @@
+/*
+ * The C interface between the PostgreSQL glue (C, src/pg) and the C++ core.
+ *
+ * Every function here is noexcept: the C++ side catches every exception in
+ * one wrapper and reports it through cmk_error, so the caller ereports only
+ * after all C++ frames are gone (no exception crosses into PostgreSQL, no
+ * longjmp crosses a C++ destructor). Callbacks passed in must not ereport.
+ */
+#ifndef CMK_CAPI_H
+#define CMK_CAPI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CMK_DEK_BYTES 32
+#define CMK_MAX_GENERATIONS 255
+#define CMK_XTS_TWEAK_BYTES 16
+
+typedef enum cmk_error_kind
+{
+	CMK_OK = 0,
+	CMK_ERR_CONFIG,
+	CMK_ERR_KEY_UNAVAILABLE,
+	CMK_ERR_WRONG_KEY,
+	CMK_ERR_KEYRING_CORRUPT,
+	CMK_ERR_TRANSIENT,
+	CMK_ERR_PROTOCOL,
+	CMK_ERR_IO,
+	CMK_ERR_CRYPTO,
+	CMK_ERR_INTERNAL
+} cmk_error_kind;
+
+typedef struct cmk_error
+{
+	cmk_error_kind kind;
+	char		message[1024];
+	char		detail[1024];
+	char		hint[512];
+} cmk_error;
+
+/* Settings of the key providers, from cmk.* GUCs. NULL or 0 = default. */
+typedef struct cmk_provider_settings
+{
+	const char *wrap_algorithm;
+	const char *api_version;
+	const char *auth;
+	const char *ca_file;
+	int			request_timeout_ms;
+	int			retry_total_ms;
+} cmk_provider_settings;
+
+/* One unwrapped generation; lives in the locked key segment. */
+typedef struct cmk_key_slot
+{
+	uint32_t	generation;		/* 0 = unused */
+	uint8_t		dek[CMK_DEK_BYTES];
+} cmk_key_slot;
+
+/* What the glue keeps about the keyring (no key material besides slots). */
+typedef struct cmk_key_state
+{
+	uint32_t	current_generation;
+	uint32_t	n_slots;
+	char		provider[32];
+	char		kek_base[512];
+	char		kek_version[128];
+	char		wrap_algorithm[32];
+	int64_t		created_at;		/* of the current generation */
+	int			keyring_created;	/* this start created it */
+	cmk_key_slot slots[CMK_MAX_GENERATIONS];
+} cmk_key_state;
+
+/* Messages (warnings) to be logged by the caller, one per line. */
+typedef struct cmk_messages
+{
+	char		text[2048];
+} cmk_messages;
+
+/*
+ * Opens (or on first start creates) $datadir/pg_cmk/keyring and unwraps every
+ * generation into *state. encrypted_data_exists is called only when there is
+ * no keyring; it returns nonzero when encrypted pages are present.
+ */
+int			cmk_core_open_keys(const char *datadir, const char *key_url,
+							   const cmk_provider_settings *settings,
+							   int (*encrypted_data_exists) (void *arg), void *arg,
+							   cmk_key_state *state, cmk_messages *warnings,
+							   cmk_error *err);
+
+/* Validates a key URL without contacting anything. */
+int			cmk_core_check_key_url(const char *key_url, cmk_error *err);
+
+/* Wipes key material (OPENSSL_cleanse, not optimised away). */
+void		cmk_core_wipe(void *p, size_t len);
+
+/* AES-256-XTS with a sub-key of one DEK. */
+typedef enum cmk_key_purpose
+{
+	CMK_PURPOSE_DATA_PAGES = 0,
+	CMK_PURPOSE_WAL = 1,
+	CMK_PURPOSE_TEMP_FILES = 2
+} cmk_key_purpose;
+
+typedef struct cmk_xts cmk_xts;
+
+cmk_xts    *cmk_xts_create(const uint8_t *dek, cmk_key_purpose purpose, cmk_error *err);
+void		cmk_xts_free(cmk_xts *xts);
+/* len >= 16; in == out allowed. Return 0 on success. */
+int			cmk_xts_encrypt(cmk_xts *xts, const uint8_t *in, uint8_t *out, size_t len,
+							const uint8_t *tweak);
+int			cmk_xts_decrypt(cmk_xts *xts, const uint8_t *in, uint8_t *out, size_t len,
+							const uint8_t *tweak);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif							/* CMK_CAPI_H */

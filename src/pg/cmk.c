@@ -1,0 +1,47 @@
+/*
+ * cmk: transparent encryption at rest for PostgreSQL 15 with a
+ * customer-managed key. Entry point: _PG_init runs in the postmaster
+ * (shared_preload_libraries only) and sets up each module in turn.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+#include "pg/cmk.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+static void
+require_preload_and_matching_server(void)
+{
+	const char *running;
+
+	if (!process_shared_preload_libraries_in_progress)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cmk must be loaded via shared_preload_libraries"),
+				 errhint("Add 'cmk' to shared_preload_libraries in postgresql.conf and restart the server.")));
+
+	/* f_smgr and its table change between minor releases: refuse others. */
+	running = GetConfigOption("server_version_num", false, false);
+	if (running == NULL || atoi(running) != PG_VERSION_NUM)
+		ereport(FATAL,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cmk was built for PostgreSQL %s (%d) but the server is %s",
+						PG_VERSION, PG_VERSION_NUM, running ? running : "unknown"),
+				 errhint("Rebuild cmk against the headers of the running server.")));
+}
+
+void
+_PG_init(void)
+{
+	require_preload_and_matching_server();
+	cmk_guc_init();
+	cmk_smgr_binding_locate();
+	cmk_key_memory_init();
+	cmk_smgr_binding_install();
+}

@@ -1,0 +1,50 @@
+/*
+ * Declarations shared by the PostgreSQL glue of cmk (src/pg). The glue is C:
+ * it includes postgres.h and talks to the C++ core only through
+ * src/core/capi.h, whose functions never throw.
+ */
+#ifndef CMK_PG_H
+#define CMK_PG_H
+
+#include "core/capi.h"
+#include "storage/block.h"
+
+/* guc.c */
+extern char *cmk_key_url;
+extern char *cmk_key_wrap_algorithm;
+extern char *cmk_auth;
+extern char *cmk_ca_file;
+extern char *cmk_key_vault_api_version;
+extern int	cmk_request_timeout_ms;
+extern int	cmk_key_unavailable_timeout_ms;
+extern void cmk_guc_init(void);
+extern void cmk_provider_settings_from_gucs(cmk_provider_settings *settings);
+
+/* key_memory.c: the locked segment with unwrapped keys, per-process ciphers */
+extern cmk_key_state *cmk_keys;
+extern void cmk_key_memory_init(void);
+extern cmk_xts *cmk_cipher_for(uint32 generation, cmk_key_purpose purpose);
+extern uint32 cmk_current_generation(void);
+
+/* page_cipher.c: relation pages */
+#define CMK_PD_GENERATION_SHIFT 8
+#define CMK_PD_GENERATION_MASK 0xFF00
+typedef enum cmk_page_kind
+{
+	CMK_PAGE_NEW,				/* all zeros */
+	CMK_PAGE_PLAINTEXT,
+	CMK_PAGE_ENCRYPTED
+} cmk_page_kind;
+extern char *cmk_page_encrypt(const char *page, char *scratch, uint32 relnode, BlockNumber blkno);
+extern void cmk_page_decrypt(char *page, uint32 relnode, BlockNumber blkno);
+extern cmk_page_kind cmk_page_classify(const char *page);
+
+/* smgr_binding.c: the storage-manager table of the running server */
+extern void cmk_smgr_binding_locate(void);
+extern void cmk_smgr_binding_install(void);
+extern const char *cmk_binding_state(void);
+
+/* data_scan.c: are there encrypted relation pages in the data directory? */
+extern int	cmk_encrypted_data_exists(void *datadir);
+
+#endif							/* CMK_PG_H */

@@ -1,0 +1,127 @@
+/*
+ * Unwrapped keys live in one small segment that the postmaster maps before
+ * any child is forked: shared (every process sees a new generation), locked
+ * in memory (never swapped), excluded from core dumps, and wiped when the
+ * postmaster exits. Each process derives its cipher contexts from it once
+ * per generation and purpose; the postmaster creates those of the current
+ * generation, so forked children inherit them ready to use.
+ */
+#include "postgres.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+
+#include "pg/cmk.h"
+
+cmk_key_state *cmk_keys = NULL;
+static size_t cmk_keys_size = 0;
+static cmk_xts *ciphers[3][CMK_MAX_GENERATIONS + 1];
+
+static void
+wipe_keys(int code, Datum arg)
+{
+	if (cmk_keys)
+		cmk_core_wipe(cmk_keys, cmk_keys_size);
+}
+
+static void
+report_core_error(int elevel, const char *what, const cmk_error *err)
+{
+	ereport(elevel,
+			(errcode(err->kind == CMK_ERR_CONFIG ? ERRCODE_INVALID_PARAMETER_VALUE :
+					 err->kind == CMK_ERR_KEYRING_CORRUPT ? ERRCODE_DATA_CORRUPTED :
+					 ERRCODE_CONFIG_FILE_ERROR),
+			 errmsg("cmk: %s: %s", what, err->message),
+			 err->detail[0] ? errdetail("%s", err->detail) : 0,
+			 err->hint[0] ? errhint("%s", err->hint) : 0));
+}
+
+void
+cmk_key_memory_init(void)
+{
+	cmk_provider_settings settings;
+	cmk_messages warnings;
+	cmk_error	err;
+	long		pagesize = sysconf(_SC_PAGESIZE);
+	void	   *seg;
+	char	   *line;
+
+	cmk_keys_size = TYPEALIGN(pagesize, sizeof(cmk_key_state));
+	seg = mmap(NULL, cmk_keys_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (seg == MAP_FAILED)
+		ereport(FATAL, (errmsg("cmk: could not map the key segment: %m")));
+	if (mlock(seg, cmk_keys_size) != 0)
+		ereport(FATAL,
+				(errmsg("cmk: could not lock the key segment in memory: %m"),
+				 errhint("Raise the memory lock limit (ulimit -l, LimitMEMLOCK) of the server to at least %zu kB.",
+						 cmk_keys_size / 1024)));
+	if (madvise(seg, cmk_keys_size, MADV_DONTDUMP) != 0)
+		ereport(FATAL, (errmsg("cmk: could not exclude the key segment from core dumps: %m")));
+	cmk_keys = (cmk_key_state *) seg;
+	on_proc_exit(wipe_keys, 0);
+
+	if (cmk_key_url == NULL || cmk_key_url[0] == '\0')
+		ereport(FATAL,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cmk: cmk.key_url is not set"),
+				 errdetail("cmk needs the key encryption key that wraps the data encryption key."),
+				 errhint("Set cmk.key_url = 'file:/absolute/path/kek.pem' or 'https://<vault>.vault.azure.net/keys/<name>' in postgresql.conf.")));
+
+	cmk_provider_settings_from_gucs(&settings);
+	if (cmk_core_open_keys(DataDir, cmk_key_url, &settings, cmk_encrypted_data_exists, DataDir,
+						   cmk_keys, &warnings, &err) != 0)
+		report_core_error(FATAL, "cannot open the keyring", &err);
+
+	for (line = strtok(warnings.text, "\n"); line; line = strtok(NULL, "\n"))
+		ereport(WARNING, (errmsg("cmk: %s", line)));
+	ereport(LOG,
+			(errmsg("cmk: %s keyring %s, key generation %u, wrapped by %s (version %s)",
+					cmk_keys->keyring_created ? "created" : "opened",
+					"pg_cmk/keyring", cmk_keys->current_generation,
+					cmk_keys->kek_base, cmk_keys->kek_version)));
+
+	/* Set up the current generation's ciphers here, to be inherited. */
+	(void) cmk_cipher_for(cmk_keys->current_generation, CMK_PURPOSE_DATA_PAGES);
+	(void) cmk_cipher_for(cmk_keys->current_generation, CMK_PURPOSE_WAL);
+	(void) cmk_cipher_for(cmk_keys->current_generation, CMK_PURPOSE_TEMP_FILES);
+}
+
+uint32
+cmk_current_generation(void)
+{
+	return cmk_keys->current_generation;
+}
+
+/*
+ * The cipher of one generation and purpose. Allocates only the first time
+ * a process meets a generation; ERROR if the keyring does not have it.
+ */
+cmk_xts *
+cmk_cipher_for(uint32 generation, cmk_key_purpose purpose)
+{
+	cmk_error	err;
+	cmk_xts    *xts;
+
+	if (likely(generation <= CMK_MAX_GENERATIONS && ciphers[purpose][generation] != NULL))
+		return ciphers[purpose][generation];
+
+	for (uint32 i = 0; i < cmk_keys->n_slots; i++)
+	{
+		if (cmk_keys->slots[i].generation != generation || generation == 0)
+			continue;
+		xts = cmk_xts_create(cmk_keys->slots[i].dek, purpose, &err);
+		if (xts == NULL)
+			ereport(ERROR, (errmsg("cmk: could not set up the cipher of key generation %u: %s",
+								   generation, err.message)));
+		ciphers[purpose][generation] = xts;
+		return xts;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("cmk: key generation %u is not in the keyring", generation),
+			 errhint("The data was encrypted with a key generation that this keyring does not hold; restore the keyring that belongs to this data directory.")));
+	return NULL;				/* keep compiler quiet */
+}

@@ -1,0 +1,134 @@
+/*
+ * Relation pages on disk (DESIGN.md "Data pages"):
+ *   bytes [0, 16)    plaintext page header: pd_lsn, pd_checksum, pd_flags,
+ *                    pd_lower, pd_upper; the key generation sits in the
+ *                    pd_flags bits PostgreSQL does not use (8..15)
+ *   bytes [16, 8192) AES-256-XTS, tweak = (relfilenode, block number)
+ * All-zero pages and pages without a generation pass through unchanged.
+ * With data checksums on, pd_checksum on disk covers the ciphertext (so
+ * pg_checksums, pg_basebackup and pgBackRest verify raw files), and the
+ * plaintext checksum is set again on read for PostgreSQL's own check.
+ *
+ * Hot path: no allocation, no lock, no system call.
+ */
+#include "postgres.h"
+
+#include "access/xlog.h"
+#include "storage/bufpage.h"
+#include "storage/checksum.h"
+
+#include "pg/cmk.h"
+
+#define CMK_HEADER_BYTES 16
+
+StaticAssertDecl(BLCKSZ == 8192, "cmk assumes 8 kB pages");
+StaticAssertDecl(offsetof(PageHeaderData, pd_upper) + sizeof(LocationIndex) <= CMK_HEADER_BYTES,
+				 "the plaintext header must cover pd_upper");
+StaticAssertDecl((PD_VALID_FLAG_BITS & CMK_PD_GENERATION_MASK) == 0,
+				 "generation bits must not overlap PostgreSQL's page flags");
+
+static inline void
+make_tweak(uint8 *tweak, uint32 relnode, BlockNumber blkno)
+{
+	/* Little-endian, as IEEE 1619 numbers its data units. */
+	memset(tweak, 0, CMK_XTS_TWEAK_BYTES);
+	for (int i = 0; i < 4; i++)
+	{
+		tweak[i] = (uint8) (relnode >> (8 * i));
+		tweak[4 + i] = (uint8) (blkno >> (8 * i));
+	}
+}
+
+static inline bool
+page_is_all_zero(const char *page)
+{
+	const uint64 *words = (const uint64 *) page;
+
+	for (int i = 0; i < BLCKSZ / (int) sizeof(uint64); i++)
+		if (words[i] != 0)
+			return false;
+	return true;
+}
+
+cmk_page_kind
+cmk_page_classify(const char *page)
+{
+	const PageHeaderData *ph = (const PageHeaderData *) page;
+
+	if ((ph->pd_flags & CMK_PD_GENERATION_MASK) != 0)
+		return CMK_PAGE_ENCRYPTED;
+	if (ph->pd_upper == 0 && page_is_all_zero(page))
+		return CMK_PAGE_NEW;
+	return CMK_PAGE_PLAINTEXT;
+}
+
+/*
+ * Returns what to write: `page` when it passes through unchanged, else
+ * `scratch` holding the encrypted copy. The caller's page is never modified:
+ * it may be a shared buffer under a share lock.
+ */
+char *
+cmk_page_encrypt(const char *page, char *scratch, uint32 relnode, BlockNumber blkno)
+{
+	const PageHeaderData *ph = (const PageHeaderData *) page;
+	PageHeaderData *out = (PageHeaderData *) scratch;
+	uint32		generation = cmk_current_generation();
+	uint8		tweak[CMK_XTS_TWEAK_BYTES];
+
+	if (ph->pd_upper == 0 && page_is_all_zero(page))
+		return (char *) page;
+	if (unlikely((ph->pd_flags & CMK_PD_GENERATION_MASK) != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("cmk: block %u of relation file %u is about to be written with cmk's flags already set",
+						blkno, relnode)));
+
+	memcpy(scratch, page, CMK_HEADER_BYTES);
+	make_tweak(tweak, relnode, blkno);
+	if (unlikely(cmk_xts_encrypt(cmk_cipher_for(generation, CMK_PURPOSE_DATA_PAGES),
+								 (const uint8 *) page + CMK_HEADER_BYTES,
+								 (uint8 *) scratch + CMK_HEADER_BYTES,
+								 BLCKSZ - CMK_HEADER_BYTES, tweak) != 0))
+		ereport(ERROR, (errmsg("cmk: could not encrypt block %u of relation file %u", blkno, relnode)));
+	out->pd_flags |= (uint16) (generation << CMK_PD_GENERATION_SHIFT);
+	if (DataChecksumsEnabled())
+		out->pd_checksum = pg_checksum_page(scratch, blkno);
+	return scratch;
+}
+
+/* Decrypts in place a page just read from disk. */
+void
+cmk_page_decrypt(char *page, uint32 relnode, BlockNumber blkno)
+{
+	PageHeaderData *ph = (PageHeaderData *) page;
+	uint32		generation = (ph->pd_flags & CMK_PD_GENERATION_MASK) >> CMK_PD_GENERATION_SHIFT;
+	bool		checksums = DataChecksumsEnabled();
+	bool		ciphertext_ok = true;
+	uint8		tweak[CMK_XTS_TWEAK_BYTES];
+
+	if (generation == 0)
+		return;					/* plaintext or new page */
+
+	if (checksums)
+		ciphertext_ok = (pg_checksum_page(page, blkno) == ph->pd_checksum);
+
+	make_tweak(tweak, relnode, blkno);
+	if (unlikely(cmk_xts_decrypt(cmk_cipher_for(generation, CMK_PURPOSE_DATA_PAGES),
+								 (const uint8 *) page + CMK_HEADER_BYTES,
+								 (uint8 *) page + CMK_HEADER_BYTES,
+								 BLCKSZ - CMK_HEADER_BYTES, tweak) != 0))
+		ereport(ERROR, (errmsg("cmk: could not decrypt block %u of relation file %u", blkno, relnode)));
+	ph->pd_flags &= ~CMK_PD_GENERATION_MASK;
+
+	if (checksums)
+	{
+		uint16		plain = pg_checksum_page(page, blkno);
+
+		/*
+		 * A ciphertext that failed its checksum gets a plaintext checksum
+		 * that is sure to fail too, so PostgreSQL reports the page exactly as
+		 * it reports a corrupt plaintext page.
+		 */
+		ph->pd_checksum = ciphertext_ok ? plain : (uint16) (plain ^ 1);
+	}
+}

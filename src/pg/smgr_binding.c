@@ -1,0 +1,188 @@
+/*
+ * Binding to the storage manager of a stock PostgreSQL 15 (DESIGN.md "Where
+ * encryption happens"). PostgreSQL 15 has no storage hook: smgr.c calls
+ * md.c through `smgrsw`, a const table of f_smgr entries in the executable's
+ * RELRO data. We find that table by its exact contents (the exported md*
+ * functions in f_smgr order), make its page writable for a moment, and
+ * replace the read, write and extend slots with wrappers around the
+ * originals. This runs in the postmaster before any child is forked, so
+ * every process inherits the patched table.
+ *
+ * Fail closed: a pattern found zero or several times, a protection change
+ * the kernel refuses, or a server of another minor version stops start-up.
+ * This module is the only one that knows how cmk is bound; a server with a
+ * real storage hook would replace just this file.
+ */
+#include "postgres.h"
+
+#include <link.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "storage/md.h"
+#include "storage/smgr.h"
+
+#include "pg/cmk.h"
+
+/* f_smgr of PostgreSQL 15 (smgr.c), as an array of function pointers. */
+#define F_SMGR_SLOTS 15
+#define SLOT_EXTEND 7
+#define SLOT_READ 9
+#define SLOT_WRITE 10
+
+typedef void (*extend_fn) (SMgrRelation, ForkNumber, BlockNumber, char *, bool);
+typedef void (*read_fn) (SMgrRelation, ForkNumber, BlockNumber, char *);
+typedef void (*write_fn) (SMgrRelation, ForkNumber, BlockNumber, char *, bool);
+
+static void *volatile *smgrsw_slots = NULL;
+static bool smgrsw_in_relro = false;
+static bool installed = false;
+
+/* Per-process scratch page for encrypted copies: no allocation per write. */
+static PGAlignedBlock scratch;
+
+static void
+cmk_mdextend(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum, char *buffer, bool skipFsync)
+{
+	char	   *out = cmk_page_encrypt(buffer, scratch.data, reln->smgr_rnode.node.relNode, blocknum);
+
+	mdextend(reln, forknum, blocknum, out, skipFsync);
+}
+
+static void
+cmk_mdread(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum, char *buffer)
+{
+	mdread(reln, forknum, blocknum, buffer);
+	cmk_page_decrypt(buffer, reln->smgr_rnode.node.relNode, blocknum);
+}
+
+static void
+cmk_mdwrite(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum, char *buffer, bool skipFsync)
+{
+	char	   *out = cmk_page_encrypt(buffer, scratch.data, reln->smgr_rnode.node.relNode, blocknum);
+
+	mdwrite(reln, forknum, blocknum, out, skipFsync);
+}
+
+typedef struct scan_state
+{
+	const void *pattern[F_SMGR_SLOTS];
+	int			matches;
+	void	  **match;
+	bool		match_writable_segment;
+	uintptr_t	relro_start;
+	uintptr_t	relro_end;
+	bool		seen_main;
+} scan_state;
+
+static int
+scan_main_program(struct dl_phdr_info *info, size_t size, void *data)
+{
+	scan_state *st = (scan_state *) data;
+
+	/* The first object reported is the executable itself. */
+	if (st->seen_main)
+		return 1;
+	st->seen_main = true;
+
+	for (int i = 0; i < info->dlpi_phnum; i++)
+	{
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+
+		if (ph->p_type == PT_GNU_RELRO)
+		{
+			st->relro_start = info->dlpi_addr + ph->p_vaddr;
+			st->relro_end = st->relro_start + ph->p_memsz;
+		}
+	}
+	for (int i = 0; i < info->dlpi_phnum; i++)
+	{
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t	start,
+					end;
+
+		if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_R))
+			continue;
+		start = TYPEALIGN(sizeof(void *), info->dlpi_addr + ph->p_vaddr);
+		end = info->dlpi_addr + ph->p_vaddr + ph->p_filesz;
+		for (uintptr_t p = start; p + sizeof(st->pattern) <= end; p += sizeof(void *))
+		{
+			void	  **cand = (void **) p;
+
+			if (cand[0] != st->pattern[0] || memcmp(cand, st->pattern, sizeof(st->pattern)) != 0)
+				continue;
+			st->matches++;
+			st->match = cand;
+			st->match_writable_segment = (ph->p_flags & PF_W) != 0;
+		}
+	}
+	return 1;
+}
+
+/* Finds smgrsw; FATAL unless it is there exactly once. */
+void
+cmk_smgr_binding_locate(void)
+{
+	scan_state	st = {
+		.pattern = {
+			(const void *) mdinit, NULL, (const void *) mdopen, (const void *) mdclose,
+			(const void *) mdcreate, (const void *) mdexists, (const void *) mdunlink,
+			(const void *) mdextend, (const void *) mdprefetch, (const void *) mdread,
+			(const void *) mdwrite, (const void *) mdwriteback, (const void *) mdnblocks,
+			(const void *) mdtruncate, (const void *) mdimmedsync
+		}
+	};
+
+	dl_iterate_phdr(scan_main_program, &st);
+	if (st.matches != 1 || !st.match_writable_segment)
+		ereport(FATAL,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cmk: cannot bind to this server's storage manager: its table of md functions was found %d times%s",
+						st.matches, st.matches == 1 ? " outside the data segment" : ""),
+				 errdetail("cmk binds to the storage manager of the PostgreSQL %s executable it was built against; this one does not match.",
+						   PG_VERSION),
+				 errhint("Rebuild cmk against this server's headers (postgresql-server-dev of the same version), or remove cmk from shared_preload_libraries.")));
+	smgrsw_slots = (void *volatile *) st.match;
+	smgrsw_in_relro = (uintptr_t) st.match >= st.relro_start &&
+		(uintptr_t) (st.match + F_SMGR_SLOTS) <= st.relro_end;
+}
+
+static void
+set_protection(uintptr_t start, size_t len, int prot, const char *what)
+{
+	if (mprotect((void *) start, len, prot) != 0)
+		ereport(FATAL,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cmk: could not %s the storage manager table: %m", what),
+				 errdetail("cmk must change the protection of one page of the server's read-only data at start-up."),
+				 errhint("A hardened kernel policy (SELinux execmod, PaX) forbids it; cmk cannot run under it.")));
+}
+
+/* Replaces the read, write and extend slots. */
+void
+cmk_smgr_binding_install(void)
+{
+	long		pagesize = sysconf(_SC_PAGESIZE);
+	uintptr_t	first = (uintptr_t) smgrsw_slots & ~(uintptr_t) (pagesize - 1);
+	uintptr_t	last = ((uintptr_t) (smgrsw_slots + F_SMGR_SLOTS) + pagesize - 1) & ~(uintptr_t) (pagesize - 1);
+
+	Assert(smgrsw_slots != NULL);
+	set_protection(first, last - first, PROT_READ | PROT_WRITE, "make writable");
+	smgrsw_slots[SLOT_EXTEND] = (void *) cmk_mdextend;
+	smgrsw_slots[SLOT_READ] = (void *) cmk_mdread;
+	smgrsw_slots[SLOT_WRITE] = (void *) cmk_mdwrite;
+	if (smgrsw_in_relro)
+		set_protection(first, last - first, PROT_READ, "protect again");
+
+	if (smgrsw_slots[SLOT_EXTEND] != (void *) cmk_mdextend ||
+		smgrsw_slots[SLOT_READ] != (void *) cmk_mdread ||
+		smgrsw_slots[SLOT_WRITE] != (void *) cmk_mdwrite)
+		ereport(FATAL, (errmsg("cmk: the storage manager table did not take the new entries")));
+	installed = true;
+}
+
+const char *
+cmk_binding_state(void)
+{
+	return installed ? (smgrsw_in_relro ? "smgrsw (relro)" : "smgrsw") : "not bound";
+}

@@ -25,11 +25,18 @@ SHLIB_LINK = $(CORE_LIB) $(CORE_LIBS)
 UNIT_SRCS := $(sort $(wildcard test/unit/*.cpp))
 UNIT_BIN  := build/unit_tests
 
-EXTRA_CLEAN = build
+EXTRA_CLEAN = build tmp_check
+
+# TAP tests (PostgreSQL::Test::Cluster); `make installcheck` runs them with prove.
+TAP_TESTS = 1
+PROVE_TESTS ?= test/t/*.pl
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# After PGXS, which resets PROVE_FLAGS.
+PROVE_FLAGS += -I test/perl
 
 build/%.o: src/%.cpp
 	@mkdir -p $(dir $@)

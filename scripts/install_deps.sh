@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what cmk needs to build, test and demo on Debian 12, idempotently.
+# Run as root. Debian's postgresql package would create and start a default
+# cluster; we tell it not to (tests and the demo make their own).
+set -euo pipefail
+
+packages=(
+  build-essential pkg-config git ca-certificates openssl procps
+  postgresql-15 postgresql-server-dev-15 postgresql-client-15
+  libssl-dev libcurl4-openssl-dev nlohmann-json3-dev libgtest-dev
+  libipc-run-perl python3 python3-cryptography
+  pgbackrest gocryptfs gnuplot-nox
+)
+
+if [ "$(id -u)" != 0 ]; then
+  echo "install_deps.sh: run as root (it installs Debian packages)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  mkdir -p /etc/postgresql-common/createcluster.d
+  echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/cmk-no-main-cluster.conf
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The server binaries are in /usr/lib/postgresql/15/bin; initdb refuses root,
+# so tests and the demo run servers as the postgres user the package creates.
+id postgres >/dev/null

@@ -1,0 +1,125 @@
+# Helpers shared by cmk's TAP tests: clusters with cmk loaded and a local
+# KEK, raw scans of files for canary strings, and data-directory fingerprints.
+package CmkTest;
+
+use strict;
+use warnings;
+use Exporter 'import';
+use File::Find;
+use Digest::SHA;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+our @EXPORT = qw(make_kek cmk_node plain_node files_containing dir_fingerprint
+  fingerprint_diff slurp_log_since);
+
+# An RSA private key in PEM, as cmk.key_url = 'file:...' expects.
+sub make_kek
+{
+	my ($path, $bits) = @_;
+	$bits //= 2048;
+	system('openssl', 'genpkey', '-quiet', '-algorithm', 'RSA', '-pkeyopt',
+		"rsa_keygen_bits:$bits", '-out', $path) == 0
+	  or die "openssl genpkey failed for $path";
+	chmod 0600, $path;
+	return $path;
+}
+
+# A new cluster with cmk in shared_preload_libraries and a fresh local KEK.
+#   checksums => 1      initdb --data-checksums
+#   key_url => '...'    instead of the generated file: key
+#   conf => '...'       more postgresql.conf lines
+sub cmk_node
+{
+	my ($name, %opt) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init($opt{checksums} ? (extra => ['--data-checksums']) : (),
+		$opt{init} ? %{ $opt{init} } : ());
+	my $kek = $node->basedir . '/kek.pem';
+	make_kek($kek) unless $opt{key_url};
+	my $key_url = $opt{key_url} // "file:$kek";
+	$node->append_conf('postgresql.conf', <<"EOC");
+shared_preload_libraries = 'cmk'
+cmk.key_url = '$key_url'
+EOC
+	$node->append_conf('postgresql.conf', $opt{conf}) if $opt{conf};
+	return $node;
+}
+
+# The same cluster without cmk, as a control for the canary scans.
+sub plain_node
+{
+	my ($name, %opt) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init($opt{checksums} ? (extra => ['--data-checksums']) : ());
+	$node->append_conf('postgresql.conf', $opt{conf}) if $opt{conf};
+	return $node;
+}
+
+# Files under @dirs whose raw bytes contain $needle (the server log is never
+# under a data directory in these tests).
+sub files_containing
+{
+	my ($needle, @dirs) = @_;
+	my @hits;
+	find(
+		{
+			no_chdir => 1,
+			wanted => sub {
+				return unless -f $_;
+				open(my $fh, '<:raw', $_) or return;
+				local $/;
+				my $data = <$fh>;
+				close $fh;
+				push @hits, $File::Find::name
+				  if defined $data && index($data, $needle) >= 0;
+			}
+		},
+		grep { -d $_ } @dirs);
+	return @hits;
+}
+
+# SHA-256 of every file of a data directory, except the ones a failed start
+# itself writes and removes (postmaster.pid, postmaster.opts).
+sub dir_fingerprint
+{
+	my ($dir) = @_;
+	my %sums;
+	find(
+		{
+			no_chdir => 1,
+			wanted => sub {
+				return unless -f $_;
+				my $rel = substr($File::Find::name, length($dir) + 1);
+				return if $rel =~ /^postmaster\.(pid|opts)$/;
+				$sums{$rel} = Digest::SHA->new(256)->addfile($_, 'b')->hexdigest;
+			}
+		},
+		$dir);
+	return \%sums;
+}
+
+# List of differences between two fingerprints ('' when equal).
+sub fingerprint_diff
+{
+	my ($a, $b) = @_;
+	my @diff;
+	for my $f (sort keys %$a)
+	{
+		push @diff, "changed $f" if exists $b->{$f} && $a->{$f} ne $b->{$f};
+		push @diff, "removed $f" unless exists $b->{$f};
+	}
+	push @diff, map { "added $_" } grep { !exists $a->{$_} } sort keys %$b;
+	return join(', ', @diff);
+}
+
+# Log text written after byte offset $from.
+sub slurp_log_since
+{
+	my ($node, $from) = @_;
+	my $log = slurp_file($node->logfile);
+	return substr($log, $from // 0);
+}
+
+1;

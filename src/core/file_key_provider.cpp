@@ -131,15 +131,22 @@ public:
         PkeyCtx ctx = oaep_ctx(key.get(), w.algorithm, false);
         size_t outlen = 0;
         if (EVP_PKEY_decrypt(ctx.get(), nullptr, &outlen, w.wrapped.data(), w.wrapped.size()) != 1)
-            throw Error(ErrorKind::WrongKey, "the key in \"" + url_.path + "\" cannot unwrap the keyring's data encryption key");
+            throw unwrap_refused();
         SecureBytes out(outlen);
         if (EVP_PKEY_decrypt(ctx.get(), out.data(), &outlen, w.wrapped.data(), w.wrapped.size()) != 1)
-            throw Error(ErrorKind::WrongKey, "the key in \"" + url_.path + "\" cannot unwrap the keyring's data encryption key");
+            throw unwrap_refused();
         out.resize(outlen);
         return out;
     }
 
 private:
+    Error unwrap_refused() const {
+        return Error(ErrorKind::WrongKey,
+                     "the key in \"" + url_.path + "\" cannot unwrap the keyring's data encryption key",
+                     "Either this is not the key that wrapped the keyring, or the keyring's wrapped key was altered.",
+                     "Restore the original key file or pg_cmk/keyring from a backup.");
+    }
+
     KeyUrl url_;
     std::string algorithm_;
 };

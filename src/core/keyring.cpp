@@ -200,8 +200,8 @@ void write_file_atomically(const std::string& path, const Bytes& contents, unsig
     if (::fsync(fd) != 0) { ::close(fd); fail("cannot fsync"); }
     if (::close(fd) != 0) fail("cannot close");
     if (::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename into place");
-    std::string dir = path.substr(0, path.find_last_of('/'));
-    if (dir.empty()) dir = ".";
+    auto slash = path.find_last_of('/');
+    std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
     int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0 || ::fsync(dfd) != 0) {
         int e = errno;

@@ -58,3 +58,7 @@ unit: $(UNIT_BIN)
 	$(UNIT_BIN)
 
 -include $(CORE_OBJS:.o=.d)
+
+# Benchmarks (not part of the tests).
+build/page_cipher_bench: bench/page_cipher_bench.cpp $(CORE_LIB)
+	$(CXX) -std=c++17 -O2 -Isrc/core -o $@ $< $(CORE_LIB) $(CORE_LIBS)

@@ -240,16 +240,17 @@ void throw_key_vault_error(const HttpResponse& r, int attempts, KeyVaultOp op, c
                         "Assign the role \"Key Vault Crypto Service Encryption User\" to this identity on the key or the vault "
                         "(az role assignment create --role \"Key Vault Crypto Service Encryption User\" --assignee <client id> "
                         "--scope <key or vault resource id>); new assignments can take minutes to apply.");
-        if (contains_ci(se.message, "disabled") || se.code == "KeyDisabled")
+        auto is = [&](const char* code) { return se.code == code || se.inner_code == code; };
+        if (is("KeyDisabled") || contains_ci(se.message, "disabled key"))
             throw Error(ErrorKind::KeyUnavailable, "key " + key_id + " is disabled: Key Vault refused " + opname + " (" + facts + ")",
                         detail, "Enable the key again in Key Vault, or rotate to an enabled key.");
-        if (contains_ci(se.message, "expired") || se.code == "KeyExpired")
+        if (is("KeyExpired") || contains_ci(se.message, "expired key"))
             throw Error(ErrorKind::KeyUnavailable, "key " + key_id + " has expired: Key Vault refused " + opname + " (" + facts + ")",
                         detail, "Extend the key's expiry date in Key Vault, or rotate to a new key version.");
-        if (contains_ci(se.message, "not yet valid") || contains_ci(se.message, "not valid before") || se.code == "KeyNotYetValid")
+        if (is("KeyNotYetValid") || contains_ci(se.message, "not yet valid"))
             throw Error(ErrorKind::KeyUnavailable, "key " + key_id + " is not yet valid: Key Vault refused " + opname + " (" + facts + ")",
                         detail);
-        if (contains_ci(se.message, "not permitted") || contains_ci(se.message, "key_ops") || se.code == "OperationNotAllowed")
+        if (is("KeyOperationForbidden") || contains_ci(se.message, "not permitted on this key"))
             throw Error(ErrorKind::KeyUnavailable,
                         "key " + key_id + " does not permit " + opname + " (" + facts + ")", detail,
                         "Allow the operations wrapKey and unwrapKey on the key.");

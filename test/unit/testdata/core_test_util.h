@@ -85,6 +85,8 @@ inline cmk::Error expect_error(const std::function<void()>& fn) {
 }
 
 inline const char* kind_name(cmk::ErrorKind k) { return cmk::error_kind_name(k); }
+// For EXPECT_EQ(kind_str(e.kind()), kind_str(cmk::ErrorKind::X)): failures print names.
+inline std::string kind_str(cmk::ErrorKind k) { return cmk::error_kind_name(k); }
 
 // A directory under $TMPDIR (or /tmp), removed with everything in it.
 class TempDir {

@@ -120,33 +120,34 @@ public:
     }
 
     SecureBytes unwrap(const WrappedDek& w) override {
+        if (w.algorithm != "RSA-OAEP-256" && w.algorithm != "RSA-OAEP")
+            throw Error(ErrorKind::KeyringCorrupt,
+                        "keyring is corrupt: it names an unknown wrap algorithm \"" + w.algorithm + "\"", {},
+                        "Restore pg_cmk/keyring from a backup of this data directory.");
         Pkey key = load_private_key(url_.path);
         std::string have = fingerprint(key.get());
-        if (!w.kek_version.empty() && w.kek_version != have)
+        if (w.kek_version != have)
             throw Error(ErrorKind::WrongKey,
                         "the key in \"" + url_.path + "\" (fingerprint " + have +
                             ") is not the key encryption key that wrapped the keyring (fingerprint " + w.kek_version + ")",
                         "The keyring was wrapped by " + w.kek_base + ".",
                         "Put the original key back at that path, or point cmk.key_url at it.");
+        // The key is the one that wrapped the DEK (same public key), so a
+        // failure to unwrap means the wrapped value itself was altered.
         PkeyCtx ctx = oaep_ctx(key.get(), w.algorithm, false);
         size_t outlen = 0;
-        if (EVP_PKEY_decrypt(ctx.get(), nullptr, &outlen, w.wrapped.data(), w.wrapped.size()) != 1)
-            throw unwrap_refused();
-        SecureBytes out(outlen);
+        SecureBytes out(EVP_PKEY_get_size(key.get()));
+        outlen = out.size();
         if (EVP_PKEY_decrypt(ctx.get(), out.data(), &outlen, w.wrapped.data(), w.wrapped.size()) != 1)
-            throw unwrap_refused();
+            throw Error(ErrorKind::KeyringCorrupt,
+                        "keyring is corrupt: its wrapped data encryption key does not unwrap with the key that wrapped it (fingerprint " +
+                            have + ")",
+                        {}, "Restore pg_cmk/keyring from a backup of this data directory.");
         out.resize(outlen);
         return out;
     }
 
 private:
-    Error unwrap_refused() const {
-        return Error(ErrorKind::WrongKey,
-                     "the key in \"" + url_.path + "\" cannot unwrap the keyring's data encryption key",
-                     "Either this is not the key that wrapped the keyring, or the keyring's wrapped key was altered.",
-                     "Restore the original key file or pg_cmk/keyring from a backup.");
-    }
-
     KeyUrl url_;
     std::string algorithm_;
 };

@@ -96,7 +96,7 @@ refuses_start('keyring MAC tampered', qr/FATAL:.*keyring is corrupt: its authent
 	$flip->($len - 1), $restore_keyring);
 refuses_start('keyring key check value tampered', qr/FATAL:.*does not match its key check value/,
 	$flip->($len - 32 - 5), $restore_keyring);
-refuses_start('keyring wrapped key tampered', qr/FATAL:.*cannot unwrap the keyring's data encryption key/,
+refuses_start('keyring wrapped key tampered', qr/FATAL:.*keyring is corrupt: its wrapped data encryption key does not unwrap with the key that wrapped it/,
 	$flip->($len - 32 - 16 - 10), $restore_keyring);
 refuses_start('keyring bad magic', qr/FATAL:.*bad magic/, $flip->(0), $restore_keyring);
 refuses_start('keyring of an unknown version', qr/FATAL:.*keyring has format version 2, this cmk reads version 1/,

@@ -50,11 +50,24 @@ import time
 import urllib.parse
 import uuid
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+# python3-cryptography is imported on first use (load_crypto), so that the admin
+# CLI, which only talks HTTPS to the running server, starts fast.
+x509 = InvalidSignature = hashes = serialization = ec = padding = rsa = None
+ExtendedKeyUsageOID = NameOID = None
+
+
+def load_crypto():
+    g = globals()
+    if g["rsa"] is not None:
+        return
+    from cryptography import x509 as _x509
+    from cryptography.exceptions import InvalidSignature as _InvalidSignature
+    from cryptography.hazmat.primitives import hashes as _hashes, serialization as _serialization
+    from cryptography.hazmat.primitives.asymmetric import ec as _ec, padding as _padding, rsa as _rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID as _EKU, NameOID as _NameOID
+    g.update(x509=_x509, InvalidSignature=_InvalidSignature, hashes=_hashes, serialization=_serialization,
+             ec=_ec, padding=_padding, ExtendedKeyUsageOID=_EKU, NameOID=_NameOID, rsa=_rsa)
+    g["EC_CURVES"] = {"P-256": (_ec.SECP256R1, 32), "P-384": (_ec.SECP384R1, 48), "P-521": (_ec.SECP521R1, 66)}
 
 # --------------------------------------------------------------------------
 # Limits (everything is bounded)
@@ -79,7 +92,7 @@ KEY_OPS = ["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey", "impo
 RSA_DEFAULT_OPS = ["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"]
 EC_DEFAULT_OPS = ["sign", "verify"]
 RSA_WRAP_ALGS = ("RSA-OAEP-256", "RSA-OAEP", "RSA1_5")
-EC_CURVES = {"P-256": (ec.SECP256R1, 32), "P-384": (ec.SECP384R1, 48), "P-521": (ec.SECP521R1, 66)}
+EC_CURVES = {}   # filled by load_crypto()
 
 # Access-policy key permissions and the RBAC data actions of each operation.
 # Operation names follow Key Vault's AuditEvent log [KV-LOG].
@@ -236,6 +249,7 @@ def write_file(path, data, mode=0o644):
 # TLS: a CA of our own and a server certificate for localhost / 127.0.0.1
 # --------------------------------------------------------------------------
 def ensure_tls(state_dir):
+    load_crypto()
     ca_pem = os.path.join(state_dir, "ca.pem")
     ca_key_pem = os.path.join(state_dir, "ca-key.pem")
     srv_pem = os.path.join(state_dir, "server.pem")
@@ -351,6 +365,7 @@ def bad_param(message):
 # --------------------------------------------------------------------------
 class Emulator:
     def __init__(self, state_dir, token_lifetime=3600, tenant=None, verbose=False):
+        load_crypto()
         self.dir = os.path.abspath(state_dir)
         self.verbose = verbose
         self.lock = threading.RLock()
@@ -1836,6 +1851,7 @@ class Server(http.server.ThreadingHTTPServer):
 
     def get_request(self):
         sock, addr = self.socket.accept()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # headers and body go out at once
         # The TLS handshake runs in the connection's own thread (Handler.setup),
         # so a slow client never blocks accept().
         return self.sslctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr

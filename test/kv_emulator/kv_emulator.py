@@ -1370,6 +1370,7 @@ class Emulator:
         with self.lock:
             version, rec = self._version(name, version)
             rec = dict(rec)
+            key = self.private_key(name, version)
         opname = "wrapKey" if op == "wrapkey" else "unwrapKey"
         if not rec["enabled"]:
             raise KVError(403, "Forbidden", "Operation %s is not allowed on a disabled key." % opname,
@@ -1386,6 +1387,10 @@ class Emulator:
             raise bad_param("Invalid algorithm: '%s'. Supported: %s." % (alg, ", ".join(RSA_WRAP_ALGS)))
         if not rec["kty"].startswith("RSA"):
             raise bad_param("Algorithm %s is not supported for key type %s." % (alg, rec["kty"]))
+        try:
+            data = b64u_dec(value)
+        except ValueError:
+            raise bad_param("Property 'value' is not valid base64url.")
         # [KV-KEYS] Date-time controlled operations: outside [nbf, exp) wrap is
         # refused, unwrap still works (so that data wrapped while the key was
         # valid can be recovered).
@@ -1397,17 +1402,12 @@ class Emulator:
             if rec.get("nbf") is not None and t < rec["nbf"]:
                 raise KVError(403, "Forbidden", "Operation wrapKey is not allowed on a key that is not yet "
                                                 "valid.", inner="KeyNotYetValid")
-        try:
-            data = b64u_dec(value)
-        except ValueError:
-            raise bad_param("Property 'value' is not valid base64url.")
         if alg == "RSA-OAEP-256":
             pad = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
         elif alg == "RSA-OAEP":
             pad = padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None)
         else:
             pad = padding.PKCS1v15()
-        key = self.private_key(name, version)
         if op == "wrapkey":
             if not data:
                 raise bad_param("Property 'value' must not be empty.")

@@ -10,6 +10,7 @@
 #include "utils/guc.h"
 
 #include "pg/cmk.h"
+#include "pg/file_io.h"
 
 PG_MODULE_MAGIC;
 
@@ -44,4 +45,5 @@ _PG_init(void)
 	cmk_smgr_binding_locate();
 	cmk_key_memory_init();
 	cmk_smgr_binding_install();
+	cmk_io_binding_install();
 }

@@ -1,0 +1,132 @@
+/*
+ * Which files below the storage manager cmk encrypts, decided by the path
+ * PostgreSQL opens them by (relative to the data directory):
+ *   pg_wal/<24 hex>, pg_wal/xlogtemp.<pid>, pg_wal/RECOVERYXLOG     WAL pages
+ *   .../pgsql_tmp/...                      sorts, hashes, tuplestores, filesets
+ *   pg_replslot/<slot>/<name>.spill        logical decoding spill files
+ *   pg_twophase/<8 hex>                    two-phase state files
+ * and the dispatch of reads and writes to each class's cipher.
+ *
+ * A walsender that runs a base backup reads every file as stored: a base
+ * backup carries ciphertext, like a file copy.
+ */
+#include "postgres.h"
+
+#include "replication/walsender.h"
+#include "replication/walsender_private.h"
+
+#include "pg/cmk.h"
+#include "pg/file_io.h"
+
+static bool
+all_hex(const char *s, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (!isxdigit((unsigned char) s[i]))
+			return false;
+	return s[n] == '\0';
+}
+
+static const char *
+base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+static bool
+in_dir(const char *path, const char *dir)
+{
+	/* dir is "pg_wal/", at the start of the path or after a slash */
+	const char *p = strstr(path, dir);
+
+	return p != NULL && (p == path || p[-1] == '/');
+}
+
+cmk_file_class
+cmk_classify_path(const char *path)
+{
+	const char *name;
+
+	if (path == NULL)
+		return CMK_FILE_PLAIN;
+	if (am_walsender && MyWalSnd != NULL && MyWalSnd->state == WALSNDSTATE_BACKUP)
+		return CMK_FILE_PLAIN;
+
+	name = base_name(path);
+	if (in_dir(path, "pg_wal/"))
+	{
+		if (all_hex(name, 24) || strncmp(name, "xlogtemp.", 9) == 0 || strcmp(name, "RECOVERYXLOG") == 0)
+			return CMK_FILE_WAL;
+		return CMK_FILE_PLAIN;
+	}
+	if (in_dir(path, "pgsql_tmp/"))
+		return CMK_FILE_TEMP;
+	if (in_dir(path, "pg_replslot/"))
+	{
+		size_t		len = strlen(name);
+
+		return (len > 6 && strcmp(name + len - 6, ".spill") == 0) ? CMK_FILE_TEMP : CMK_FILE_PLAIN;
+	}
+	if (in_dir(path, "pg_twophase/") && all_hex(name, 8))
+		return CMK_FILE_TEMP;
+	return CMK_FILE_PLAIN;
+}
+
+void
+cmk_file_opened(int fd, cmk_file_class class, const char *path)
+{
+	if (class == CMK_FILE_TEMP)
+		cmk_temp_file_opened(fd, path);
+}
+
+void
+cmk_file_after_read(cmk_file_class class, int fd, void *buf, size_t len, off_t offset)
+{
+	if (class == CMK_FILE_WAL)
+		cmk_wal_after_read(fd, (char *) buf, len, offset);
+	else
+		cmk_temp_after_read(fd, (char *) buf, len, offset);
+}
+
+ssize_t
+cmk_file_write(cmk_file_class class, int fd, const void *buf, size_t count, off_t offset)
+{
+	if (class == CMK_FILE_WAL)
+		return cmk_wal_write(fd, (const char *) buf, count, offset);
+	return cmk_temp_write(fd, (const char *) buf, count, offset);
+}
+
+/* Gathers the vector (WAL zero-fill writes all zeros: those pass through). */
+ssize_t
+cmk_file_writev(cmk_file_class class, int fd, const struct iovec *iov, int iovcnt, off_t offset)
+{
+	ssize_t		total = 0;
+
+	for (int i = 0; i < iovcnt; i++)
+	{
+		const char *p = (const char *) iov[i].iov_base;
+		bool		zeros = true;
+
+		for (size_t k = 0; k < iov[i].iov_len && zeros; k++)
+			zeros = (p[k] == 0);
+		if (zeros && class == CMK_FILE_WAL)
+		{
+			if (cmk_real_io.pwrite(fd, p, iov[i].iov_len, offset + total) != (ssize_t) iov[i].iov_len)
+				return total > 0 ? total : -1;
+		}
+		else if (cmk_file_write(class, fd, p, iov[i].iov_len, offset + total) < 0)
+			return total > 0 ? total : -1;
+		total += (ssize_t) iov[i].iov_len;
+	}
+	return total;
+}
+
+int
+cmk_file_truncate(cmk_file_class class, int fd, off_t length)
+{
+	if (class == CMK_FILE_TEMP)
+		return cmk_temp_truncate(fd, length);
+	return cmk_real_io.ftruncate(fd, length);
+}

@@ -1,0 +1,66 @@
+/*
+ * Files cmk encrypts below the storage manager (WAL, temporary files, ...):
+ * their classes, the per-descriptor class table, and the real libc entry
+ * points the wrappers call. See io_binding.c and the per-class files.
+ */
+#ifndef CMK_FILE_IO_H
+#define CMK_FILE_IO_H
+
+#include <sys/types.h>
+#include <sys/uio.h>
+
+typedef enum cmk_file_class
+{
+	CMK_FILE_PLAIN = 0,			/* not ours: straight through */
+	CMK_FILE_WAL,				/* pg_wal segments, xlogtemp.N, RECOVERYXLOG */
+	CMK_FILE_TEMP				/* temporary files: pgsql_tmp, spill, two-phase */
+} cmk_file_class;
+
+typedef struct cmk_real_io_t
+{
+	int			(*open) (const char *path, int flags,...);
+	int			(*close) (int fd);
+	ssize_t		(*read) (int fd, void *buf, size_t count);
+	ssize_t		(*write) (int fd, const void *buf, size_t count);
+	ssize_t		(*pread) (int fd, void *buf, size_t count, off_t offset);
+	ssize_t		(*pwrite) (int fd, const void *buf, size_t count, off_t offset);
+	ssize_t		(*pwritev) (int fd, const struct iovec *iov, int iovcnt, off_t offset);
+	int			(*ftruncate) (int fd, off_t length);
+} cmk_real_io_t;
+
+extern cmk_real_io_t cmk_real_io;
+
+#define CMK_FD_TABLE_SIZE 65536
+extern uint8 cmk_fd_class[CMK_FD_TABLE_SIZE];
+
+static inline cmk_file_class
+cmk_fd_class_of(int fd)
+{
+	return (fd >= 0 && fd < CMK_FD_TABLE_SIZE) ? (cmk_file_class) cmk_fd_class[fd] : CMK_FILE_PLAIN;
+}
+
+/* io_binding.c */
+extern void cmk_io_binding_install(void);
+extern bool cmk_io_bound(void);
+
+/* file_classes.c: which files are encrypted, and dispatch per class */
+extern cmk_file_class cmk_classify_path(const char *path);
+extern void cmk_file_after_read(cmk_file_class class, int fd, void *buf, size_t len, off_t offset);
+extern ssize_t cmk_file_write(cmk_file_class class, int fd, const void *buf, size_t count, off_t offset);
+extern ssize_t cmk_file_writev(cmk_file_class class, int fd, const struct iovec *iov, int iovcnt, off_t offset);
+extern int	cmk_file_truncate(cmk_file_class class, int fd, off_t length);
+extern void cmk_file_opened(int fd, cmk_file_class class, const char *path);
+
+/* temp_cipher.c */
+extern void cmk_temp_file_opened(int fd, const char *path);
+extern void cmk_temp_after_read(int fd, char *buf, size_t len, off_t offset);
+extern ssize_t cmk_temp_write(int fd, const char *buf, size_t count, off_t offset);
+extern int	cmk_temp_truncate(int fd, off_t length);
+
+/* wal_cipher.c */
+extern void cmk_wal_after_read(int fd, char *buf, size_t len, off_t offset);
+extern ssize_t cmk_wal_write(int fd, const char *buf, size_t count, off_t offset);
+extern bool cmk_wal_page_encrypt(const char *in, char *out);
+extern bool cmk_wal_page_decrypt(char *page);
+
+#endif							/* CMK_FILE_IO_H */

@@ -1,0 +1,242 @@
+/*
+ * Temporary files that hold user data (DESIGN.md "Other files that hold
+ * user data"): sorts, hashes and tuplestores in pgsql_tmp, logical decoding
+ * spill files in pg_replslot, two-phase state files in pg_twophase.
+ *
+ * They are written and read at any offset and length, and their size must
+ * stay exactly what PostgreSQL wrote (BufFile and the two-phase reader use
+ * the file size). So the file is cut into 8 kB units at unit-aligned
+ * offsets; the bytes of a unit that exist in the file (the whole unit, or a
+ * shorter last unit) form one AES-256-XTS data unit with the temp-file
+ * sub-key and the tweak (hash of the file's path, unit number): the path,
+ * because processes sharing a file (parallel hash join) open it by the same
+ * path. XTS handles lengths that are not a multiple of 16 by ciphertext
+ * stealing; a unit shorter than 16 bytes is XORed with a keystream block
+ * (XTS of zeros under a distinct tweak). A write that covers part of a unit
+ * reads the unit, merges, and rewrites it; it never extends the file past
+ * what was asked.
+ *
+ * Temporary files are always written by the current key generation and
+ * never outlive the server run, so their bytes carry no generation mark.
+ */
+#include "postgres.h"
+
+#include <unistd.h>
+
+#include "pg/cmk.h"
+#include "pg/file_io.h"
+
+#define UNIT 8192
+#define SCRATCH_UNITS 64
+
+static uint64 fd_path_hash[CMK_FD_TABLE_SIZE];
+static char scratch[SCRATCH_UNITS * UNIT] pg_attribute_aligned(4096);
+static char unit_buf[UNIT] pg_attribute_aligned(4096);
+
+void
+cmk_temp_file_opened(int fd, const char *path)
+{
+	/* FNV-1a 64 of the path as PostgreSQL names it. */
+	uint64		h = UINT64CONST(0xcbf29ce484222325);
+
+	for (const unsigned char *p = (const unsigned char *) path; *p; p++)
+		h = (h ^ *p) * UINT64CONST(0x100000001b3);
+	fd_path_hash[fd] = h;
+}
+
+static inline void
+temp_tweak(int fd, uint64 unit, bool short_unit, uint8 *tweak)
+{
+	uint64		h = fd_path_hash[fd];
+
+	for (int i = 0; i < 8; i++)
+	{
+		tweak[i] = (uint8) (h >> (8 * i));
+		tweak[8 + i] = (uint8) (unit >> (8 * i));
+	}
+	if (short_unit)
+		tweak[15] |= 0x80;		/* unit numbers never reach 2^63 */
+}
+
+/* Encrypts (or decrypts) len bytes of one unit, in place. */
+static void
+crypt_unit(int fd, uint64 unit, char *data, size_t len, bool encrypt)
+{
+	cmk_xts    *xts = cmk_cipher_for(cmk_current_generation(), CMK_PURPOSE_TEMP_FILES);
+	uint8		tweak[CMK_XTS_TWEAK_BYTES];
+	int			rc;
+
+	if (len == 0)
+		return;
+	if (len < 16)
+	{
+		uint8		zeros[16] = {0};
+		uint8		stream[16];
+
+		temp_tweak(fd, unit, true, tweak);
+		if (cmk_xts_encrypt(xts, zeros, stream, sizeof(stream), tweak) != 0)
+			elog(PANIC, "cmk: could not derive a temporary file keystream");
+		for (size_t i = 0; i < len; i++)
+			data[i] ^= (char) stream[i];
+		return;
+	}
+	temp_tweak(fd, unit, false, tweak);
+	rc = encrypt ? cmk_xts_encrypt(xts, (uint8 *) data, (uint8 *) data, len, tweak)
+		: cmk_xts_decrypt(xts, (uint8 *) data, (uint8 *) data, len, tweak);
+	if (rc != 0)
+		elog(PANIC, "cmk: could not %s a temporary file unit", encrypt ? "encrypt" : "decrypt");
+}
+
+/* Reads the stored bytes of one unit into unit_buf, decrypted; -1 on error. */
+static ssize_t
+load_unit(int fd, uint64 unit)
+{
+	ssize_t		got = 0;
+
+	while (got < UNIT)
+	{
+		ssize_t		r = cmk_real_io.pread(fd, unit_buf + got, UNIT - got, (off_t) (unit * UNIT) + got);
+
+		if (r < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0)
+			break;
+		got += r;
+	}
+	crypt_unit(fd, unit, unit_buf, (size_t) got, false);
+	return got;
+}
+
+void
+cmk_temp_after_read(int fd, char *buf, size_t len, off_t offset)
+{
+	off_t		end = offset + (off_t) len;
+
+	for (uint64 unit = (uint64) offset / UNIT; (off_t) (unit * UNIT) < end; unit++)
+	{
+		off_t		unit_off = (off_t) (unit * UNIT);
+		off_t		from = Max(unit_off, offset);
+		off_t		to = Min(unit_off + UNIT, end);
+		ssize_t		stored;
+
+		/* The read holds the whole unit: decrypt in place. */
+		if (from == unit_off && to == unit_off + UNIT)
+		{
+			crypt_unit(fd, unit, buf + (from - offset), UNIT, false);
+			continue;
+		}
+		/* Part of a unit (or a last unit shorter than 8 kB): the stored unit is
+		 * one data unit, so load it whole and copy the part asked for. */
+		stored = load_unit(fd, unit);
+		if (stored < 0)
+			continue;
+		if (to - unit_off > stored)
+			to = unit_off + stored;
+		if (to > from)
+			memcpy(buf + (from - offset), unit_buf + (from - unit_off), to - from);
+	}
+}
+
+static ssize_t
+write_all(int fd, const char *buf, size_t count, off_t offset)
+{
+	size_t		done = 0;
+
+	while (done < count)
+	{
+		ssize_t		r = cmk_real_io.pwrite(fd, buf + done, count - done, offset + done);
+
+		if (r < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0)
+		{
+			errno = ENOSPC;
+			return -1;
+		}
+		done += r;
+	}
+	return (ssize_t) done;
+}
+
+ssize_t
+cmk_temp_write(int fd, const char *buf, size_t count, off_t offset)
+{
+	off_t		end = offset + (off_t) count;
+	off_t		run_start = -1;
+	int			run_units = 0;
+
+	for (uint64 unit = (uint64) offset / UNIT; (off_t) (unit * UNIT) < end; unit++)
+	{
+		off_t		unit_off = (off_t) (unit * UNIT);
+		off_t		from = Max(unit_off, offset);
+		off_t		to = Min(unit_off + UNIT, end);
+
+		if (from == unit_off && to == unit_off + UNIT)
+		{
+			if (run_units == SCRATCH_UNITS)
+			{
+				if (write_all(fd, scratch, (size_t) run_units * UNIT, run_start) < 0)
+					return -1;
+				run_units = 0;
+			}
+			if (run_units == 0)
+				run_start = unit_off;
+			memcpy(scratch + (size_t) run_units * UNIT, buf + (from - offset), UNIT);
+			crypt_unit(fd, unit, scratch + (size_t) run_units * UNIT, UNIT, true);
+			run_units++;
+			continue;
+		}
+
+		/* Part of a unit: merge with what is stored, rewrite the unit. */
+		if (run_units > 0)
+		{
+			if (write_all(fd, scratch, (size_t) run_units * UNIT, run_start) < 0)
+				return -1;
+			run_units = 0;
+		}
+		{
+			ssize_t		stored = load_unit(fd, unit);
+			size_t		new_len;
+
+			if (stored < 0)
+				return -1;
+			if (from - unit_off > stored)
+				memset(unit_buf + stored, 0, (from - unit_off) - stored);	/* a hole reads as zeros */
+			memcpy(unit_buf + (from - unit_off), buf + (from - offset), to - from);
+			new_len = Max((size_t) stored, (size_t) (to - unit_off));
+			crypt_unit(fd, unit, unit_buf, new_len, true);
+			if (write_all(fd, unit_buf, new_len, unit_off) < 0)
+				return -1;
+		}
+	}
+	if (run_units > 0 && write_all(fd, scratch, (size_t) run_units * UNIT, run_start) < 0)
+		return -1;
+	return (ssize_t) count;
+}
+
+/* ftruncate: the unit cut in two is re-encrypted at its new length. */
+int
+cmk_temp_truncate(int fd, off_t length)
+{
+	uint64		unit = (uint64) length / UNIT;
+	size_t		keep = (size_t) (length % UNIT);
+	ssize_t		stored = 0;
+
+	if (keep != 0 && (stored = load_unit(fd, unit)) < 0)
+		return -1;
+	if (cmk_real_io.ftruncate(fd, length) != 0)
+		return -1;
+	if (keep == 0 || stored == 0)
+		return 0;
+	keep = Min(keep, (size_t) stored);
+	crypt_unit(fd, unit, unit_buf, keep, true);
+	return write_all(fd, unit_buf, keep, (off_t) (unit * UNIT)) < 0 ? -1 : 0;
+}

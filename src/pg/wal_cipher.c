@@ -1,0 +1,226 @@
+/*
+ * WAL pages (DESIGN.md "WAL"): each XLOG_BLCKSZ page keeps bytes [0, 16)
+ * in plaintext (xlp_magic, xlp_info, xlp_tli, xlp_pageaddr); bytes
+ * [16, XLOG_BLCKSZ) are AES-256-XTS with the WAL sub-key and the tweak
+ * (xlp_pageaddr, xlp_tli) read from the page itself, so byte copies of
+ * segments stay readable. The key generation goes into xlp_info bits 8..15
+ * (PostgreSQL uses bits 0..3) and is cleared on read; pages without it
+ * (written before cmk, or all zeros) pass through, so mixed segments work.
+ *
+ * Reads and writes may start and end anywhere: a page only partly in the
+ * caller's range is read whole from the file (and for a write, merged and
+ * written back whole), because XTS needs the whole page.
+ *
+ * Hot path (XLogWrite under WALWriteLock): pages are encrypted once into a
+ * per-process scratch area and written with one pwrite per chunk; no
+ * allocation, no lock.
+ */
+#include "postgres.h"
+
+#include <unistd.h>
+
+#include "access/xlog_internal.h"
+
+#include "pg/cmk.h"
+#include "pg/file_io.h"
+
+#define WAL_PAGE XLOG_BLCKSZ
+#define WAL_HEADER 16
+#define WAL_GENERATION_MASK 0xFF00
+#define WAL_GENERATION_SHIFT 8
+#define SCRATCH_PAGES 64
+
+StaticAssertDecl(XLOG_BLCKSZ == 8192, "cmk assumes 8 kB WAL pages");
+StaticAssertDecl((XLP_ALL_FLAGS & WAL_GENERATION_MASK) == 0,
+				 "generation bits must not overlap xlp_info flags");
+
+/* Aligned for O_DIRECT WAL writes. */
+static char scratch[SCRATCH_PAGES * WAL_PAGE] pg_attribute_aligned(4096);
+static char page_buf[WAL_PAGE] pg_attribute_aligned(4096);
+
+static inline void
+wal_tweak(const char *page, uint8 *tweak)
+{
+	const XLogPageHeaderData *h = (const XLogPageHeaderData *) page;
+	uint64		addr = h->xlp_pageaddr;
+	uint32		tli = h->xlp_tli;
+
+	memset(tweak, 0, CMK_XTS_TWEAK_BYTES);
+	for (int i = 0; i < 8; i++)
+		tweak[i] = (uint8) (addr >> (8 * i));
+	for (int i = 0; i < 4; i++)
+		tweak[8 + i] = (uint8) (tli >> (8 * i));
+}
+
+/*
+ * Encrypts one page into out (in != out). Returns false, with the page
+ * copied unchanged, when it is not a plaintext WAL page (zeros, or already
+ * marked).
+ */
+bool
+cmk_wal_page_encrypt(const char *in, char *out)
+{
+	const XLogPageHeaderData *h = (const XLogPageHeaderData *) in;
+	uint32		generation;
+	uint8		tweak[CMK_XTS_TWEAK_BYTES];
+
+	if (h->xlp_magic != XLOG_PAGE_MAGIC || (h->xlp_info & WAL_GENERATION_MASK) != 0)
+	{
+		memcpy(out, in, WAL_PAGE);
+		return false;
+	}
+	generation = cmk_current_generation();
+	memcpy(out, in, WAL_HEADER);
+	wal_tweak(in, tweak);
+	if (cmk_xts_encrypt(cmk_cipher_for(generation, CMK_PURPOSE_WAL),
+						(const uint8 *) in + WAL_HEADER, (uint8 *) out + WAL_HEADER,
+						WAL_PAGE - WAL_HEADER, tweak) != 0)
+		elog(PANIC, "cmk: could not encrypt a WAL page");
+	((XLogPageHeaderData *) out)->xlp_info |= (uint16) (generation << WAL_GENERATION_SHIFT);
+	return true;
+}
+
+/* Decrypts one page in place if it is marked; returns whether it was. */
+bool
+cmk_wal_page_decrypt(char *page)
+{
+	XLogPageHeaderData *h = (XLogPageHeaderData *) page;
+	uint32		generation = (h->xlp_info & WAL_GENERATION_MASK) >> WAL_GENERATION_SHIFT;
+	uint8		tweak[CMK_XTS_TWEAK_BYTES];
+
+	if (generation == 0 || h->xlp_magic != XLOG_PAGE_MAGIC)
+		return false;
+	h->xlp_info &= ~WAL_GENERATION_MASK;
+	wal_tweak(page, tweak);
+	if (cmk_xts_decrypt(cmk_cipher_for(generation, CMK_PURPOSE_WAL),
+						(const uint8 *) page + WAL_HEADER, (uint8 *) page + WAL_HEADER,
+						WAL_PAGE - WAL_HEADER, tweak) != 0)
+		elog(PANIC, "cmk: could not decrypt a WAL page");
+	return true;
+}
+
+/* Reads the whole page at page_off into page_buf (zeros past end of file). */
+static bool
+read_whole_page(int fd, off_t page_off)
+{
+	ssize_t		got = 0;
+
+	while (got < WAL_PAGE)
+	{
+		ssize_t		r = cmk_real_io.pread(fd, page_buf + got, WAL_PAGE - got, page_off + got);
+
+		if (r < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			return false;
+		}
+		if (r == 0)
+			break;
+		got += r;
+	}
+	memset(page_buf + got, 0, WAL_PAGE - got);
+	return true;
+}
+
+void
+cmk_wal_after_read(int fd, char *buf, size_t len, off_t offset)
+{
+	off_t		end = offset + (off_t) len;
+	off_t		page_off = offset - offset % WAL_PAGE;
+
+	for (; page_off < end; page_off += WAL_PAGE)
+	{
+		off_t		from = Max(page_off, offset);
+		off_t		to = Min(page_off + WAL_PAGE, end);
+
+		if (from == page_off && to == page_off + WAL_PAGE)
+		{
+			cmk_wal_page_decrypt(buf + (page_off - offset));
+			continue;
+		}
+		/* Part of a page: take that part from the whole page, decrypted. */
+		if (!read_whole_page(fd, page_off))
+			continue;			/* leave what was read; the caller validates */
+		cmk_wal_page_decrypt(page_buf);
+		memcpy(buf + (from - offset), page_buf + (from - page_off), to - from);
+	}
+}
+
+static ssize_t
+write_all(int fd, const char *buf, size_t count, off_t offset)
+{
+	size_t		done = 0;
+
+	while (done < count)
+	{
+		ssize_t		r = cmk_real_io.pwrite(fd, buf + done, count - done, offset + done);
+
+		if (r < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0)
+		{
+			errno = ENOSPC;
+			return -1;
+		}
+		done += r;
+	}
+	return (ssize_t) done;
+}
+
+ssize_t
+cmk_wal_write(int fd, const char *buf, size_t count, off_t offset)
+{
+	off_t		end = offset + (off_t) count;
+	off_t		page_off = offset - offset % WAL_PAGE;
+	off_t		run_start = -1;
+	int			run_pages = 0;
+
+	for (; page_off < end; page_off += WAL_PAGE)
+	{
+		off_t		from = Max(page_off, offset);
+		off_t		to = Min(page_off + WAL_PAGE, end);
+
+		if (from == page_off && to == page_off + WAL_PAGE)
+		{
+			/* A whole page: encrypt into the current run of the scratch. */
+			if (run_pages == SCRATCH_PAGES)
+			{
+				if (write_all(fd, scratch, (size_t) run_pages * WAL_PAGE, run_start) < 0)
+					return -1;
+				run_pages = 0;
+			}
+			if (run_pages == 0)
+				run_start = page_off;
+			cmk_wal_page_encrypt(buf + (page_off - offset), scratch + (size_t) run_pages * WAL_PAGE);
+			run_pages++;
+			continue;
+		}
+
+		/* Part of a page: flush the run, then merge with the page on disk. */
+		if (run_pages > 0)
+		{
+			if (write_all(fd, scratch, (size_t) run_pages * WAL_PAGE, run_start) < 0)
+				return -1;
+			run_pages = 0;
+		}
+		if (!read_whole_page(fd, page_off))
+			return -1;
+		cmk_wal_page_decrypt(page_buf);
+		memcpy(page_buf + (from - page_off), buf + (from - offset), to - from);
+		if (cmk_wal_page_encrypt(page_buf, scratch))
+		{
+			if (write_all(fd, scratch, WAL_PAGE, page_off) < 0)
+				return -1;
+		}
+		else if (write_all(fd, buf + (from - offset), to - from, from) < 0)
+			return -1;			/* not a WAL page (zero fill): as asked */
+	}
+	if (run_pages > 0 && write_all(fd, scratch, (size_t) run_pages * WAL_PAGE, run_start) < 0)
+		return -1;
+	return (ssize_t) count;
+}

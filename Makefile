@@ -22,6 +22,10 @@ CORE_CXXFLAGS := -std=c++17 -O2 -g -fPIC -fvisibility=hidden -fvisibility-inline
 CORE_LIBS := -lcurl -lcrypto -lstdc++ -lpthread
 SHLIB_LINK = $(CORE_LIB) $(CORE_LIBS)
 
+# pg_cmk, the front-end tool (C++, core only, no server).
+PG_CMK_SRCS := $(sort $(wildcard src/bin/*.cpp))
+PG_CMK_BIN  := build/pg_cmk
+
 UNIT_SRCS := $(sort $(wildcard test/unit/*.cpp))
 UNIT_BIN  := build/unit_tests
 
@@ -50,6 +54,15 @@ $(CORE_LIB): $(CORE_OBJS)
 $(OBJS): $(CORE_LIB)
 cmk.so: $(CORE_LIB)
 
+$(PG_CMK_BIN): $(PG_CMK_SRCS) $(wildcard src/bin/*.h) $(CORE_LIB)
+	$(CXX) -std=c++17 -O2 -g -Wall -Wextra -Isrc/core -o $@ $(PG_CMK_SRCS) $(CORE_LIB) $(CORE_LIBS)
+
+all: $(PG_CMK_BIN)
+install: install-pg-cmk
+.PHONY: install-pg-cmk
+install-pg-cmk: $(PG_CMK_BIN)
+	$(INSTALL_PROGRAM) $(PG_CMK_BIN) '$(DESTDIR)$(bindir)/pg_cmk'
+
 $(UNIT_BIN): $(UNIT_SRCS) $(CORE_LIB)
 	$(CXX) -std=c++17 -O1 -g -Isrc/core -Itest/unit -o $@ $(UNIT_SRCS) $(CORE_LIB) -lgtest -lgtest_main $(CORE_LIBS)
 
@@ -62,3 +75,16 @@ unit: $(UNIT_BIN)
 # Benchmarks (not part of the tests).
 build/page_cipher_bench: bench/page_cipher_bench.cpp $(CORE_LIB)
 	$(CXX) -std=c++17 -O2 -Isrc/core -o $@ $< $(CORE_LIB) $(CORE_LIBS)
+
+# Azure Key Vault provider tests against the local emulator (test/provider/run.sh
+# starts and stops the emulator; test/kv_emulator/CONTRACT.md).
+PROVIDER_TEST_SRCS := $(sort $(wildcard test/provider/*.cpp))
+PROVIDER_TEST_BIN  := build/provider_tests
+
+$(PROVIDER_TEST_BIN): $(PROVIDER_TEST_SRCS) $(wildcard test/provider/*.h) $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 -O1 -g -Isrc/core -Itest/provider -o $@ $(PROVIDER_TEST_SRCS) $(CORE_LIB) -lgtest -lgtest_main $(CORE_LIBS)
+
+.PHONY: provider-check
+provider-check: $(PROVIDER_TEST_BIN)
+	bash test/provider/run.sh

@@ -5,6 +5,7 @@
 #include "error.h"
 #include "key_derivation.h"
 #include "key_store.h"
+#include "wal_page.h"
 #include "xts_cipher.h"
 
 #include <cstdio>
@@ -89,7 +90,7 @@ CMK_EXPORT int cmk_core_open_keys(const char* datadir, const char* key_url, cons
         cmk::ProviderSettings ps = to_settings(settings);
         ps.log = [&log](const std::string& line) { log.push_back(line); };
         cmk::OpenedKeys keys = cmk::open_or_create_keys(datadir, key_url ? key_url : "", ps,
-                                                        [&] { return encrypted_data_exists(arg) != 0; });
+                                                        [&] { return encrypted_data_exists != nullptr && encrypted_data_exists(arg) != 0; });
         std::memset(state, 0, sizeof *state);
         const cmk::KeyringEntry& cur = keys.keyring.current();
         state->current_generation = keys.keyring.current_generation;
@@ -144,4 +145,17 @@ CMK_EXPORT int cmk_xts_encrypt(cmk_xts* xts, const uint8_t* in, uint8_t* out, si
 
 CMK_EXPORT int cmk_xts_decrypt(cmk_xts* xts, const uint8_t* in, uint8_t* out, size_t len, const uint8_t* tweak) {
     return xts->cipher.decrypt(in, out, len, tweak) ? 0 : -1;
+}
+
+static_assert(CMK_WAL_PAGE_MAGIC == cmk::kWalPageMagic, "one WAL page magic");
+static_assert(CMK_WAL_GENERATION_MASK == cmk::kWalGenerationMask, "one WAL generation mask");
+
+CMK_EXPORT uint32_t cmk_wal_page_generation(const uint8_t* page) { return cmk::wal_page_generation(page); }
+
+CMK_EXPORT int cmk_wal_page_encrypt(cmk_xts* xts, uint32_t generation, const uint8_t* in, uint8_t* out) {
+    return cmk::wal_page_encrypt(xts->cipher, generation, in, out) ? 1 : 0;
+}
+
+CMK_EXPORT int cmk_wal_page_decrypt(cmk_xts* xts, uint8_t* page) {
+    return cmk::wal_page_decrypt(xts->cipher, page) ? 1 : 0;
 }

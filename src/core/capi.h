@@ -115,6 +115,16 @@ int			cmk_xts_encrypt(cmk_xts *xts, const uint8_t *in, uint8_t *out, size_t len,
 int			cmk_xts_decrypt(cmk_xts *xts, const uint8_t *in, uint8_t *out, size_t len,
 							const uint8_t *tweak);
 
+/* WAL pages (src/core/wal_page.h): the key generation a page carries (0 =
+ * plaintext or not a WAL page); encrypt into out (may equal in), returns 1 if
+ * encrypted, 0 if the page passes through; decrypt in place, 1 if it was
+ * encrypted. */
+#define CMK_WAL_PAGE_MAGIC 0xD110
+#define CMK_WAL_GENERATION_MASK 0xFF00
+uint32_t	cmk_wal_page_generation(const uint8_t *page);
+int			cmk_wal_page_encrypt(cmk_xts *xts, uint32_t generation, const uint8_t *in, uint8_t *out);
+int			cmk_wal_page_decrypt(cmk_xts *xts, uint8_t *page);
+
 #ifdef __cplusplus
 }
 #endif

@@ -30,19 +30,19 @@ SecureBytes unwrap_and_check(KeyProvider& provider, const KeyringEntry& entry) {
 
 namespace {
 
-OpenedKeys open_existing(const Bytes& file, const KeyUrl& configured, const ProviderSettings& settings) {
+OpenedKeys open_existing(const Bytes& file, const KeyUrl* configured, const ProviderSettings& settings) {
     OpenedKeys out;
     out.keyring = decode_keyring(file);
     const KeyringEntry& current = out.keyring.current();
 
     // The keyring names the KEK that wrapped it: it is the authority at start.
     KeyUrl recorded = parse_key_url(current.wrapped.kek_base);
-    if (recorded.base != configured.base)
-        out.warnings.push_back("cmk.key_url is \"" + configured.text + "\" but the keyring was wrapped by \"" +
+    if (configured && recorded.base != configured->base)
+        out.warnings.push_back("cmk.key_url is \"" + configured->text + "\" but the keyring was wrapped by \"" +
                                recorded.with_version(current.wrapped.kek_version) +
                                "\"; using the keyring's key (use cmk_rotate_key() to change keys)");
-    else if (!configured.version.empty() && configured.version != current.wrapped.kek_version)
-        out.warnings.push_back("cmk.key_url names version \"" + configured.version + "\" but the keyring was wrapped by version \"" +
+    else if (configured && !configured->version.empty() && configured->version != current.wrapped.kek_version)
+        out.warnings.push_back("cmk.key_url names version \"" + configured->version + "\" but the keyring was wrapped by version \"" +
                                current.wrapped.kek_version + "\"; using the keyring's version");
 
     auto provider = make_key_provider(recorded, settings);
@@ -102,18 +102,31 @@ OpenedKeys open_or_create_keys(const std::string& datadir, const std::string& ke
                                const ProviderSettings& settings, const std::function<bool()>& encrypted_data_exists) {
     KeyUrl configured = parse_key_url(key_url);
     std::string path = keyring_path(datadir);
-    if (auto file = read_file_if_exists(path)) return open_existing(*file, configured, settings);
+    if (auto file = read_file_if_exists(path)) return open_existing(*file, &configured, settings);
 
     struct stat st;
     if (::stat((datadir + "/pg_cmk").c_str(), &st) == 0 && read_file_if_exists(path + ".tmp"))
         throw Error(ErrorKind::KeyringCorrupt, "keyring \"" + path + "\" is missing but an unfinished keyring.tmp is there",
                     {}, "Restore pg_cmk/keyring from a backup of this data directory.");
-    if (encrypted_data_exists())
+    if (encrypted_data_exists && encrypted_data_exists())
         throw Error(ErrorKind::KeyringCorrupt,
                     "keyring \"" + path + "\" is missing but the data directory holds encrypted pages",
                     "Without the keyring those pages cannot be read; cmk will not create a new keyring over them.",
                     "Restore pg_cmk/keyring from a backup of this data directory.");
     return create_new(datadir, configured, settings);
+}
+
+}  // namespace cmk
+
+namespace cmk {
+
+OpenedKeys open_existing_keys(const std::string& datadir, const ProviderSettings& settings) {
+    std::string path = keyring_path(datadir);
+    auto file = read_file_if_exists(path);
+    if (!file)
+        throw Error(ErrorKind::KeyringCorrupt, "there is no keyring at \"" + path + "\"", {},
+                    "Name the data directory of a cluster that runs cmk (its pg_cmk/keyring).");
+    return open_existing(*file, nullptr, settings);
 }
 
 }  // namespace cmk

@@ -33,6 +33,10 @@ std::string keyring_path(const std::string& datadir);
 OpenedKeys open_or_create_keys(const std::string& datadir, const std::string& key_url,
                                const ProviderSettings& settings, const std::function<bool()>& encrypted_data_exists);
 
+// Opens an existing keyring with the KEK it records (front-end tools); never
+// creates one.
+OpenedKeys open_existing_keys(const std::string& datadir, const ProviderSettings& settings);
+
 // Unwraps one entry and checks it against its key check value.
 SecureBytes unwrap_and_check(KeyProvider& provider, const KeyringEntry& entry);
 

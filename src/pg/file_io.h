@@ -60,7 +60,7 @@ extern int	cmk_temp_truncate(int fd, off_t length);
 /* wal_cipher.c */
 extern void cmk_wal_after_read(int fd, char *buf, size_t len, off_t offset);
 extern ssize_t cmk_wal_write(int fd, const char *buf, size_t count, off_t offset);
-extern bool cmk_wal_page_encrypt(const char *in, char *out);
-extern bool cmk_wal_page_decrypt(char *page);
+extern bool cmk_wal_page_encrypt_copy(const char *in, char *out);
+extern bool cmk_wal_page_decrypt_in_place(char *page);
 
 #endif							/* CMK_FILE_IO_H */

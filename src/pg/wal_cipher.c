@@ -11,6 +11,9 @@
  * caller's range is read whole from the file (and for a write, merged and
  * written back whole), because XTS needs the whole page.
  *
+ * The page format itself is the core's (src/core/wal_page.h), shared with
+ * pg_cmk; this file handles descriptors, offsets and scratch space.
+ *
  * Hot path (XLogWrite under WALWriteLock): pages are encrypted once into a
  * per-process scratch area and written with one pwrite per chunk; no
  * allocation, no lock.
@@ -25,32 +28,18 @@
 #include "pg/file_io.h"
 
 #define WAL_PAGE XLOG_BLCKSZ
-#define WAL_HEADER 16
-#define WAL_GENERATION_MASK 0xFF00
-#define WAL_GENERATION_SHIFT 8
 #define SCRATCH_PAGES 64
 
 StaticAssertDecl(XLOG_BLCKSZ == 8192, "cmk assumes 8 kB WAL pages");
-StaticAssertDecl((XLP_ALL_FLAGS & WAL_GENERATION_MASK) == 0,
+StaticAssertDecl(XLOG_PAGE_MAGIC == CMK_WAL_PAGE_MAGIC, "the core's WAL page magic is this server's");
+StaticAssertDecl((XLP_ALL_FLAGS & CMK_WAL_GENERATION_MASK) == 0,
 				 "generation bits must not overlap xlp_info flags");
+StaticAssertDecl(offsetof(XLogPageHeaderData, xlp_pageaddr) == 8 && SizeOfXLogShortPHD == 24,
+				 "the core's WAL page header layout is this server's");
 
 /* Aligned for O_DIRECT WAL writes. */
 static char scratch[SCRATCH_PAGES * WAL_PAGE] pg_attribute_aligned(4096);
 static char page_buf[WAL_PAGE] pg_attribute_aligned(4096);
-
-static inline void
-wal_tweak(const char *page, uint8 *tweak)
-{
-	const XLogPageHeaderData *h = (const XLogPageHeaderData *) page;
-	uint64		addr = h->xlp_pageaddr;
-	uint32		tli = h->xlp_tli;
-
-	memset(tweak, 0, CMK_XTS_TWEAK_BYTES);
-	for (int i = 0; i < 8; i++)
-		tweak[i] = (uint8) (addr >> (8 * i));
-	for (int i = 0; i < 4; i++)
-		tweak[8 + i] = (uint8) (tli >> (8 * i));
-}
 
 /*
  * Encrypts one page into out (in != out). Returns false, with the page
@@ -58,43 +47,26 @@ wal_tweak(const char *page, uint8 *tweak)
  * marked).
  */
 bool
-cmk_wal_page_encrypt(const char *in, char *out)
+cmk_wal_page_encrypt_copy(const char *in, char *out)
 {
-	const XLogPageHeaderData *h = (const XLogPageHeaderData *) in;
-	uint32		generation;
-	uint8		tweak[CMK_XTS_TWEAK_BYTES];
+	uint32		generation = cmk_current_generation();
 
-	if (h->xlp_magic != XLOG_PAGE_MAGIC || (h->xlp_info & WAL_GENERATION_MASK) != 0)
-	{
-		memcpy(out, in, WAL_PAGE);
-		return false;
-	}
-	generation = cmk_current_generation();
-	memcpy(out, in, WAL_HEADER);
-	wal_tweak(in, tweak);
-	if (cmk_xts_encrypt(cmk_cipher_for(generation, CMK_PURPOSE_WAL),
-						(const uint8 *) in + WAL_HEADER, (uint8 *) out + WAL_HEADER,
-						WAL_PAGE - WAL_HEADER, tweak) != 0)
-		elog(PANIC, "cmk: could not encrypt a WAL page");
-	((XLogPageHeaderData *) out)->xlp_info |= (uint16) (generation << WAL_GENERATION_SHIFT);
-	return true;
+	if (cmk_wal_page_encrypt(cmk_cipher_for(generation, CMK_PURPOSE_WAL), generation,
+							 (const uint8 *) in, (uint8 *) out))
+		return true;
+	memcpy(out, in, WAL_PAGE);
+	return false;
 }
 
 /* Decrypts one page in place if it is marked; returns whether it was. */
 bool
-cmk_wal_page_decrypt(char *page)
+cmk_wal_page_decrypt_in_place(char *page)
 {
-	XLogPageHeaderData *h = (XLogPageHeaderData *) page;
-	uint32		generation = (h->xlp_info & WAL_GENERATION_MASK) >> WAL_GENERATION_SHIFT;
-	uint8		tweak[CMK_XTS_TWEAK_BYTES];
+	uint32		generation = cmk_wal_page_generation((const uint8 *) page);
 
-	if (generation == 0 || h->xlp_magic != XLOG_PAGE_MAGIC)
+	if (generation == 0)
 		return false;
-	h->xlp_info &= ~WAL_GENERATION_MASK;
-	wal_tweak(page, tweak);
-	if (cmk_xts_decrypt(cmk_cipher_for(generation, CMK_PURPOSE_WAL),
-						(const uint8 *) page + WAL_HEADER, (uint8 *) page + WAL_HEADER,
-						WAL_PAGE - WAL_HEADER, tweak) != 0)
+	if (!cmk_wal_page_decrypt(cmk_cipher_for(generation, CMK_PURPOSE_WAL), (uint8 *) page))
 		elog(PANIC, "cmk: could not decrypt a WAL page");
 	return true;
 }
@@ -136,13 +108,13 @@ cmk_wal_after_read(int fd, char *buf, size_t len, off_t offset)
 
 		if (from == page_off && to == page_off + WAL_PAGE)
 		{
-			cmk_wal_page_decrypt(buf + (page_off - offset));
+			cmk_wal_page_decrypt_in_place(buf + (page_off - offset));
 			continue;
 		}
 		/* Part of a page: take that part from the whole page, decrypted. */
 		if (!read_whole_page(fd, page_off))
 			continue;			/* leave what was read; the caller validates */
-		cmk_wal_page_decrypt(page_buf);
+		cmk_wal_page_decrypt_in_place(page_buf);
 		memcpy(buf + (from - offset), page_buf + (from - page_off), to - from);
 	}
 }
@@ -196,7 +168,7 @@ cmk_wal_write(int fd, const char *buf, size_t count, off_t offset)
 			}
 			if (run_pages == 0)
 				run_start = page_off;
-			cmk_wal_page_encrypt(buf + (page_off - offset), scratch + (size_t) run_pages * WAL_PAGE);
+			cmk_wal_page_encrypt_copy(buf + (page_off - offset), scratch + (size_t) run_pages * WAL_PAGE);
 			run_pages++;
 			continue;
 		}
@@ -210,9 +182,9 @@ cmk_wal_write(int fd, const char *buf, size_t count, off_t offset)
 		}
 		if (!read_whole_page(fd, page_off))
 			return -1;
-		cmk_wal_page_decrypt(page_buf);
+		cmk_wal_page_decrypt_in_place(page_buf);
 		memcpy(page_buf + (from - page_off), buf + (from - offset), to - from);
-		if (cmk_wal_page_encrypt(page_buf, scratch))
+		if (cmk_wal_page_encrypt_copy(page_buf, scratch))
 		{
 			if (write_all(fd, scratch, WAL_PAGE, page_off) < 0)
 				return -1;

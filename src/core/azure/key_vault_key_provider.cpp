@@ -363,7 +363,7 @@ HttpResponse KeyVaultKeyProvider::send(const std::string& method, const std::str
             wipe(req.body);
             req.headers.set("Authorization", "");
             if (e.kind() == ErrorKind::Transient)
-                throw Error(ErrorKind::Transient, "Key Vault " + vault_host_ + " is unreachable for " +
+                throw Error(ErrorKind::Transient, "Key Vault is unreachable for " +
                                                       std::string(key_vault_op_name(op)) + " on " + key_id + ": " + e.what(),
                             e.detail(), "Check the network path (DNS, firewall, private endpoint, https_proxy) to the vault.");
             throw;
@@ -380,7 +380,14 @@ HttpResponse KeyVaultKeyProvider::send(const std::string& method, const std::str
                                                          resp.headers.get_or("x-ms-request-id", "none") + ")");
                 throw_key_vault_error(resp, r.attempts, op, key_id, credential_->describe());
             }
-            KeyVaultChallenge ch = parse_key_vault_challenge(*header, vault_host_);
+            KeyVaultChallenge ch;
+            try {
+                ch = parse_key_vault_challenge(*header, vault_host_);
+            } catch (const Error& e) {
+                throw Error(e.kind(), std::string(e.what()) + " (HTTP 401, request id " +
+                                          resp.headers.get_or("x-ms-request-id", "none") + ")",
+                            e.detail(), e.hint());
+            }
             {
                 std::lock_guard<std::mutex> lock(mutex_);
                 authority_ = Authority{ch.tenant, ch.scope};
@@ -399,10 +406,11 @@ HttpResponse KeyVaultKeyProvider::send(const std::string& method, const std::str
     }
 }
 
-KeyProperties KeyVaultKeyProvider::get_key(const std::string& version, const Budget& budget) {
+KeyProperties KeyVaultKeyProvider::get_key(const std::string& version, const Budget& budget, std::string* request_id) {
     std::string key_id = url_.with_version(version);
     std::string path = "/keys/" + url_.key_name + (version.empty() ? "" : "/" + version);
     HttpResponse r = send("GET", path, {}, KeyVaultOp::Get, key_id, budget);
+    if (request_id) *request_id = r.headers.get_or("x-ms-request-id", "none");
     KeyProperties p;
     try {
         p = parse_key_bundle(r.body, url_.base);
@@ -417,11 +425,21 @@ KeyProperties KeyVaultKeyProvider::get_key(const std::string& version, const Bud
     return p;
 }
 
+void KeyVaultKeyProvider::check_usable(const KeyProperties& p, const std::string& request_id) const {
+    try {
+        check_key_usable(p, now_unix());
+    } catch (const Error& e) {
+        throw Error(e.kind(), std::string(e.what()) + " (key read by GET, HTTP 200, request id " + request_id + ")", e.detail(),
+                    e.hint());
+    }
+}
+
 KeyProperties KeyVaultKeyProvider::check_key() {
     try {
         Budget budget = pipeline_->new_budget();
-        KeyProperties p = get_key(url_.version, budget);
-        check_key_usable(p, now_unix());
+        std::string rid;
+        KeyProperties p = get_key(url_.version, budget, &rid);
+        check_usable(p, rid);
         return p;
     } catch (const Error& e) {
         rethrow_redacted(e);
@@ -434,8 +452,9 @@ WrappedDek KeyVaultKeyProvider::wrap(const SecureBytes& dek) {
         Budget budget = pipeline_->new_budget();
         // Without a version in cmk.key_url, GET /keys/{name} names the newest
         // version; the DEK is wrapped with exactly that version.
-        KeyProperties p = get_key(url_.version, budget);
-        check_key_usable(p, now_unix());
+        std::string rid;
+        KeyProperties p = get_key(url_.version, budget, &rid);
+        check_usable(p, rid);
         std::string key_id = url_.with_version(p.version);
         // REST "Keys - Wrap Key": body KeyOperationsParameters { alg, value: base64url }.
         std::string value = base64url_encode(dek.data(), dek.size());

@@ -69,7 +69,9 @@ private:
         std::string scope;
     };
 
-    KeyProperties get_key(const std::string& version, const Budget& budget);
+    KeyProperties get_key(const std::string& version, const Budget& budget, std::string* request_id = nullptr);
+    // check_key_usable, naming the GET request whose answer showed the problem.
+    void check_usable(const KeyProperties& key, const std::string& request_id) const;
     // Sends one Key Vault request with the challenge flow; returns the final
     // 2xx response or throws the mapped Error.
     HttpResponse send(const std::string& method, const std::string& path, const std::string& body, KeyVaultOp op,

@@ -121,7 +121,7 @@ AccessToken ManagedIdentityCredential::fetch(const std::string& resource, const 
     const HttpResponse& resp = r.response;
     if (resp.status == 200) {
         first_request_succeeded_ = true;
-        AccessToken t = parse_token_response(resp.body, SystemClock::now());
+        AccessToken t = parse_token_answer(resp, name(), endpoint_);
         wipe(r.response.body);
         return t;
     }
@@ -140,7 +140,7 @@ AccessToken ManagedIdentityCredential::fetch(const std::string& resource, const 
                           "user-assigned identity assigned to it."
                         : "Check that the user-assigned identity AZURE_CLIENT_ID=" + client_id_ + " is assigned to this VM or app.");
     }
-    throw_token_error(resp, r.attempts, name(), describe(), endpoint_);
+    throw_token_error(resp, r.attempts, name(), describe(), endpoint_, app_service_ ? "the identity endpoint" : "IMDS");
 }
 
 AccessToken ManagedIdentityCredential::get_token(const TokenRequestContext& context) {

@@ -108,10 +108,11 @@ PipelineResult Pipeline::send(const HttpRequest& request, const Budget& budget, 
                 return PipelineResult{std::move(response), attempt};
             auto server_wait = retry_after_delay(response.headers, static_cast<int64_t>(std::time(nullptr)));
             wait = server_wait ? *server_wait : exponential_delay(options_, attempt);
-            reason = "HTTP " + std::to_string(response.status) + request_id_of(response) +
+            // The transport errors' own text names the method and URL already.
+            reason = what + ": HTTP " + std::to_string(response.status) + request_id_of(response) +
                      (server_wait ? ", server asked to retry after " + std::to_string(server_wait->count()) + " ms" : "");
             if (!budget.allows_wait(wait)) {
-                log("cmk: " + what + ": " + reason + "; not retrying: the wait of " + std::to_string(wait.count()) +
+                log("cmk: " + reason + "; not retrying: the wait of " + std::to_string(wait.count()) +
                     " ms would exceed the retry budget of " + std::to_string(budget.total.count()) + " ms");
                 return PipelineResult{std::move(response), attempt};
             }
@@ -123,13 +124,13 @@ PipelineResult Pipeline::send(const HttpRequest& request, const Budget& budget, 
             wait = exponential_delay(options_, attempt);
             reason = e.what();
             if (!budget.allows_wait(wait)) {
-                log("cmk: " + what + ": " + reason + "; not retrying: the wait of " + std::to_string(wait.count()) +
+                log("cmk: " + reason + "; not retrying: the wait of " + std::to_string(wait.count()) +
                     " ms would exceed the retry budget of " + std::to_string(budget.total.count()) + " ms");
                 throw Error(ErrorKind::Transient, e.what() + spent, e.detail(), e.hint());
             }
         }
-        log("cmk: " + what + ": " + reason + "; retry " + std::to_string(attempt) + " of " + std::to_string(max_retries) +
-            " in " + std::to_string(wait.count()) + " ms");
+        log("cmk: " + reason + "; retry " + std::to_string(attempt) + " of " + std::to_string(max_retries) + " in " +
+            std::to_string(wait.count()) + " ms");
         if (wait.count() > 0) std::this_thread::sleep_for(wait);
     }
 }

@@ -177,7 +177,7 @@ std::string authority_host_from(const std::string& value) {
 }
 
 void throw_token_error(const HttpResponse& response, int attempts, const std::string& credential_name,
-                       const std::string& who, const std::string& endpoint) {
+                       const std::string& who, const std::string& endpoint, const std::string& service) {
     std::string request_id = response.headers.get_or("x-ms-request-id");
     json j = json::parse(response.body, nullptr, false);
     std::string oauth_error, description;
@@ -223,7 +223,7 @@ void throw_token_error(const HttpResponse& response, int attempts, const std::st
     for (const auto& a : kAdvice)
         if (a.code == aadsts)
             throw Error(ErrorKind::KeyUnavailable,
-                        "Microsoft Entra ID refused the sign-in of " + who + " (" + credential_name + "): " + a.meaning + " (" +
+                        service + " refused the sign-in of " + who + " (" + credential_name + "): " + a.meaning + " (" +
                             facts + ")",
                         detail, a.hint);
     if (s == 404)
@@ -236,7 +236,7 @@ void throw_token_error(const HttpResponse& response, int attempts, const std::st
                        : oauth_error == "invalid_scope"       ? "the scope was refused"
                                                               : "sign-in failed";
     throw Error(ErrorKind::KeyUnavailable,
-                "Microsoft Entra ID refused the sign-in of " + who + " (" + credential_name + "): " + what + " (" + facts + ")",
+                service + " refused the sign-in of " + who + " (" + credential_name + "): " + what + " (" + facts + ")",
                 detail);
 }
 
@@ -262,9 +262,19 @@ AccessToken request_entra_token(Pipeline& pipeline, const std::string& authority
     }
     wipe(req.body);
     if (r.response.status != 200) throw_token_error(r.response, r.attempts, credential_name, who, req.url);
-    AccessToken t = parse_token_response(r.response.body, SystemClock::now());
+    AccessToken t = parse_token_answer(r.response, credential_name, req.url);
     wipe(r.response.body);
     return t;
+}
+
+AccessToken parse_token_answer(const HttpResponse& response, const std::string& credential_name, const std::string& endpoint) {
+    try {
+        return parse_token_response(response.body, SystemClock::now());
+    } catch (const Error& e) {
+        throw Error(e.kind(), credential_name + ": malformed answer from " + url_for_messages(endpoint) + ": " + e.what() +
+                                  " (HTTP " + std::to_string(response.status) + ", request id " +
+                                  response.headers.get_or("x-ms-request-id", "none") + ")");
+    }
 }
 
 }  // namespace cmk::azure

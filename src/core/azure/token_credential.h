@@ -93,8 +93,14 @@ std::vector<std::string> split_tenant_list(const std::string& text);
 // The error of a failed token request (Entra ID, IMDS, identity endpoint),
 // with the status, the OAuth error, the AADSTS code with advice where it is a
 // known one, and the request id. `attempts` > 1 says retries ran out.
+// `service` names who answered ("Microsoft Entra ID", "IMDS", ...).
 [[noreturn]] void throw_token_error(const HttpResponse& response, int attempts, const std::string& credential_name,
-                                    const std::string& who, const std::string& endpoint);
+                                    const std::string& who, const std::string& endpoint,
+                                    const std::string& service = "Microsoft Entra ID");
+
+// parse_token_response, with the credential, endpoint, status and request id
+// added to the message of a malformed answer.
+AccessToken parse_token_answer(const HttpResponse& response, const std::string& credential_name, const std::string& endpoint);
 
 // POSTs an OAuth 2.0 client-credentials form to
 // <authority_host>/<tenant>/oauth2/v2.0/token and parses the answer.

@@ -1,0 +1,129 @@
+// pg_cmk: offline work on a cmk data directory, no server needed.
+//   pg_cmk keyring -D DATADIR [--check]
+//   pg_cmk wal encrypt -D DATADIR [WALDIR]
+//   pg_cmk wal decrypt -D DATADIR [WALDIR] [-o OUTDIR]
+// The keys come from DATADIR/pg_cmk/keyring, unwrapped by the KEK the
+// keyring names (a file KEK, or Key Vault with the AZURE_* environment).
+#include "error.h"
+#include "key_store.h"
+#include "wal_files.h"
+
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <string>
+#include <vector>
+
+namespace {
+
+const char* kUsage =
+    "pg_cmk: offline tool for cmk-encrypted PostgreSQL data directories\n"
+    "\n"
+    "Usage:\n"
+    "  pg_cmk keyring -D DATADIR [--check]      show the keyring (no key material); --check unwraps it\n"
+    "  pg_cmk wal encrypt -D DATADIR [WALDIR]   encrypt in place every plaintext WAL page in WALDIR\n"
+    "                                           (default DATADIR/pg_wal), e.g. after pg_basebackup -X stream\n"
+    "                                           or pg_receivewal, or after pg_rewind\n"
+    "  pg_cmk wal decrypt -D DATADIR [WALDIR] [-o OUTDIR]\n"
+    "                                           decrypt WAL pages in place, or into copies in OUTDIR\n"
+    "                                           (for pg_waldump -p OUTDIR, or before pg_rewind)\n"
+    "\n"
+    "Options for Azure Key Vault KEKs (credentials come from AZURE_* variables):\n"
+    "  --auth METHOD       default, client-secret, client-certificate, managed-identity, workload-identity\n"
+    "  --ca-file FILE      extra CA certificates for Key Vault and sign-in\n";
+
+struct Args {
+    std::vector<std::string> words;
+    std::string datadir, out_dir;
+    bool check = false;
+    cmk::ProviderSettings settings;
+};
+
+Args parse(int argc, char** argv) {
+    Args a;
+    for (int i = 1; i < argc; i++) {
+        std::string s = argv[i];
+        auto value = [&](const char* opt) {
+            if (i + 1 >= argc) throw cmk::Error(cmk::ErrorKind::Config, std::string(opt) + " needs a value");
+            return std::string(argv[++i]);
+        };
+        if (s == "-D" || s == "--pgdata") a.datadir = value("-D");
+        else if (s == "-o" || s == "--output") a.out_dir = value("-o");
+        else if (s == "--check") a.check = true;
+        else if (s == "--auth") a.settings.auth = value("--auth");
+        else if (s == "--ca-file") a.settings.ca_file = value("--ca-file");
+        else if (s == "-h" || s == "--help") { std::fputs(kUsage, stdout); std::exit(0); }
+        else if (!s.empty() && s[0] == '-') throw cmk::Error(cmk::ErrorKind::Config, "unknown option " + s);
+        else a.words.push_back(s);
+    }
+    if (a.datadir.empty()) {
+        const char* env = std::getenv("PGDATA");
+        if (env) a.datadir = env;
+    }
+    if (a.datadir.empty()) throw cmk::Error(cmk::ErrorKind::Config, "no data directory: use -D DATADIR or set PGDATA");
+    return a;
+}
+
+std::string when(uint64_t t) {
+    std::time_t tt = static_cast<std::time_t>(t);
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&tt));
+    return buf;
+}
+
+int show_keyring(const Args& a) {
+    std::string path = cmk::keyring_path(a.datadir);
+    auto file = cmk::read_file_if_exists(path);
+    if (!file) throw cmk::Error(cmk::ErrorKind::KeyringCorrupt, "there is no keyring at \"" + path + "\"");
+    cmk::Keyring k = cmk::decode_keyring(*file);
+    std::printf("keyring: %s (format %u, %zu bytes)\n", path.c_str(), cmk::kKeyringFormatVersion, file->size());
+    std::printf("current generation: %u\n", k.current_generation);
+    for (const auto& e : k.entries) {
+        std::printf("generation %u%s: created %s, KEK %s version %s, %s, wrapped DEK %zu bytes\n", e.generation,
+                    e.generation == k.current_generation ? " (current)" : "", when(e.created_at).c_str(),
+                    e.wrapped.kek_base.c_str(), e.wrapped.kek_version.c_str(), e.wrapped.algorithm.c_str(),
+                    e.wrapped.wrapped.size());
+    }
+    if (a.check) {
+        cmk::OpenedKeys keys = cmk::open_existing_keys(a.datadir, a.settings);
+        std::printf("check: every generation unwraps with its KEK, key check values and MAC verified (%zu generations)\n",
+                    keys.generations.size());
+    }
+    return 0;
+}
+
+int wal(const Args& a) {
+    if (a.words.size() < 2 || (a.words[1] != "encrypt" && a.words[1] != "decrypt"))
+        throw cmk::Error(cmk::ErrorKind::Config, "use: pg_cmk wal encrypt|decrypt -D DATADIR [WALDIR]");
+    std::string dir = a.words.size() > 2 ? a.words[2] : a.datadir + "/pg_wal";
+    cmk::OpenedKeys keys = cmk::open_existing_keys(a.datadir, a.settings);
+    cmk::WalDirStats st = a.words[1] == "encrypt" ? cmk::encrypt_wal_dir(keys, dir)
+                                                  : cmk::decrypt_wal_dir(keys, dir, a.out_dir);
+    std::printf("%s: %zu segment files, %zu pages %s, %zu already %s, %zu empty or not WAL\n", dir.c_str(), st.files,
+                st.pages_changed, a.words[1] == "encrypt" ? "encrypted" : "decrypted", st.pages_already,
+                a.words[1] == "encrypt" ? "encrypted" : "plaintext", st.pages_other);
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        Args a = parse(argc, argv);
+        if (a.words.empty()) {
+            std::fputs(kUsage, stderr);
+            return 2;
+        }
+        if (a.words[0] == "keyring") return show_keyring(a);
+        if (a.words[0] == "wal") return wal(a);
+        throw cmk::Error(cmk::ErrorKind::Config, "unknown command \"" + a.words[0] + "\" (see pg_cmk --help)");
+    } catch (const cmk::Error& e) {
+        std::fprintf(stderr, "pg_cmk: error: %s\n", e.what());
+        if (!e.detail().empty()) std::fprintf(stderr, "pg_cmk: detail: %s\n", e.detail().c_str());
+        if (!e.hint().empty()) std::fprintf(stderr, "pg_cmk: hint: %s\n", e.hint().c_str());
+        return 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "pg_cmk: error: %s\n", e.what());
+        return 1;
+    }
+}

@@ -1,0 +1,26 @@
+// pg_cmk's WAL directory work: encrypt or decrypt every page of every WAL
+// segment in a directory, with the keys of a data directory's keyring.
+#pragma once
+
+#include "key_store.h"
+
+#include <string>
+
+namespace cmk {
+
+struct WalDirStats {
+    size_t files = 0;
+    size_t pages_changed = 0;     // encrypted or decrypted by this run
+    size_t pages_already = 0;     // already in the wanted state
+    size_t pages_other = 0;       // zeros, or not WAL pages
+};
+
+// Encrypts in place every plaintext WAL page (current generation).
+WalDirStats encrypt_wal_dir(const OpenedKeys& keys, const std::string& dir);
+// Decrypts every encrypted WAL page, in place or (out_dir not empty) into
+// copies in out_dir.
+WalDirStats decrypt_wal_dir(const OpenedKeys& keys, const std::string& dir, const std::string& out_dir);
+
+bool is_wal_segment_name(const std::string& name);
+
+}  // namespace cmk

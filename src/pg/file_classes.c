@@ -4,7 +4,8 @@
  *   pg_wal/<24 hex>, pg_wal/xlogtemp.<pid>, pg_wal/RECOVERYXLOG     WAL pages
  *   .../pgsql_tmp/...                      sorts, hashes, tuplestores, filesets
  *   pg_replslot/<slot>/<name>.spill        logical decoding spill files
- *   pg_twophase/<8 hex>                    two-phase state files
+ *   pg_twophase/<8 hex>[.tmp]              two-phase state files (written as
+ *                                          .tmp, then renamed)
  * and the dispatch of reads and writes to each class's cipher.
  *
  * A walsender that runs a base backup reads every file as stored: a base
@@ -69,7 +70,8 @@ cmk_classify_path(const char *path)
 
 		return (len > 6 && strcmp(name + len - 6, ".spill") == 0) ? CMK_FILE_TEMP : CMK_FILE_PLAIN;
 	}
-	if (in_dir(path, "pg_twophase/") && all_hex(name, 8))
+	if (in_dir(path, "pg_twophase/") &&
+		(all_hex(name, 8) || (strlen(name) == 12 && strcmp(name + 8, ".tmp") == 0 && isxdigit((unsigned char) name[0]))))
 		return CMK_FILE_TEMP;
 	return CMK_FILE_PLAIN;
 }

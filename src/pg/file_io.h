@@ -26,6 +26,7 @@ typedef struct cmk_real_io_t
 	ssize_t		(*pwrite) (int fd, const void *buf, size_t count, off_t offset);
 	ssize_t		(*pwritev) (int fd, const struct iovec *iov, int iovcnt, off_t offset);
 	int			(*ftruncate) (int fd, off_t length);
+	ssize_t		(*read_chk) (int fd, void *buf, size_t count, size_t buflen);
 } cmk_real_io_t;
 
 extern cmk_real_io_t cmk_real_io;

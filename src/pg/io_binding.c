@@ -47,6 +47,10 @@ static ssize_t cmk_pread(int fd, void *buf, size_t count, off_t offset);
 static ssize_t cmk_pwrite(int fd, const void *buf, size_t count, off_t offset);
 static ssize_t cmk_pwritev(int fd, const struct iovec *iov, int iovcnt, off_t offset);
 static int	cmk_ftruncate(int fd, off_t length);
+static ssize_t cmk_read_chk(int fd, void *buf, size_t count, size_t buflen);
+
+/* glibc's _FORTIFY_SOURCE variant of read(), imported beside read(). */
+extern ssize_t __read_chk(int fd, void *buf, size_t count, size_t buflen);
 
 static got_target targets[] = {
 	{"open", (void *) open, (void *) cmk_open},
@@ -57,11 +61,15 @@ static got_target targets[] = {
 	{"pwrite", (void *) pwrite, (void *) cmk_pwrite},
 	{"pwritev", (void *) pwritev, (void *) cmk_pwritev},
 	{"ftruncate", (void *) ftruncate, (void *) cmk_ftruncate},
+	{"__read_chk", (void *) __read_chk, (void *) cmk_read_chk},
 };
 
 #define N_TARGETS lengthof(targets)
 
 static bool io_bound = false;
+
+/* Encrypted files opened with O_APPEND: appends are emulated (see cmk_open). */
+static bool fd_append[CMK_FD_TABLE_SIZE];
 
 /* ---- wrappers ---- */
 
@@ -71,6 +79,7 @@ cmk_open(const char *path, int flags,...)
 	mode_t		mode = 0;
 	int			fd;
 	cmk_file_class class;
+	bool		append = false;
 
 	if (flags & (O_CREAT | O_TMPFILE))
 	{
@@ -81,12 +90,26 @@ cmk_open(const char *path, int flags,...)
 		va_end(ap);
 	}
 	class = cmk_classify_path(path);
+	if (class != CMK_FILE_PLAIN)
+	{
+		/*
+		 * A write that covers part of a page or unit must read it back, so
+		 * write-only means read-write; and under O_APPEND, Linux pwrite()
+		 * ignores its offset, which a read-modify-write needs: cmk_write
+		 * appends by itself instead.
+		 */
+		append = (flags & O_APPEND) != 0;
+		flags &= ~O_APPEND;
+		if ((flags & O_ACCMODE) == O_WRONLY)
+			flags = (flags & ~O_ACCMODE) | O_RDWR;
+	}
 	fd = cmk_real_io.open(path, flags, mode);
 	if (fd >= 0)
 	{
 		if (likely(fd < CMK_FD_TABLE_SIZE))
 		{
 			cmk_fd_class[fd] = (uint8) class;
+			fd_append[fd] = append;
 			if (class != CMK_FILE_PLAIN)
 				cmk_file_opened(fd, class, path);
 		}
@@ -147,6 +170,15 @@ cmk_read(int fd, void *buf, size_t count)
 }
 
 static ssize_t
+cmk_read_chk(int fd, void *buf, size_t count, size_t buflen)
+{
+	/* count > buflen is the overflow that __read_chk exists to stop */
+	if (likely(cmk_fd_class_of(fd) == CMK_FILE_PLAIN) || count > buflen)
+		return cmk_real_io.read_chk(fd, buf, count, buflen);
+	return cmk_read(fd, buf, count);
+}
+
+static ssize_t
 cmk_write(int fd, const void *buf, size_t count)
 {
 	cmk_file_class class = cmk_fd_class_of(fd);
@@ -155,7 +187,7 @@ cmk_write(int fd, const void *buf, size_t count)
 
 	if (likely(class == CMK_FILE_PLAIN))
 		return cmk_real_io.write(fd, buf, count);
-	offset = lseek(fd, 0, SEEK_CUR);
+	offset = lseek(fd, 0, fd_append[fd] ? SEEK_END : SEEK_CUR);
 	if (offset < 0)
 		return -1;
 	r = cmk_file_write(class, fd, buf, count, offset);
@@ -316,6 +348,7 @@ cmk_io_binding_install(void)
 	cmk_real_io.pwrite = (ssize_t (*) (int, const void *, size_t, off_t)) targets[5].libc;
 	cmk_real_io.pwritev = (ssize_t (*) (int, const struct iovec *, int, off_t)) targets[6].libc;
 	cmk_real_io.ftruncate = (int (*) (int, off_t)) targets[7].libc;
+	cmk_real_io.read_chk = (ssize_t (*) (int, void *, size_t, size_t)) targets[8].libc;
 
 	for (size_t t = 0; t < N_TARGETS; t++)
 	{

@@ -10,7 +10,8 @@
  * shorter last unit) form one AES-256-XTS data unit with the temp-file
  * sub-key and the tweak (hash of the file's path, unit number): the path,
  * because processes sharing a file (parallel hash join) open it by the same
- * path. XTS handles lengths that are not a multiple of 16 by ciphertext
+ * path; a ".tmp" suffix is left out of the hash, because two-phase files are
+ * written under that name and renamed. XTS handles lengths that are not a multiple of 16 by ciphertext
  * stealing; a unit shorter than 16 bytes is XORed with a keystream block
  * (XTS of zeros under a distinct tweak). A write that covers part of a unit
  * reads the unit, merges, and rewrites it; it never extends the file past
@@ -36,11 +37,17 @@ static char unit_buf[UNIT] pg_attribute_aligned(4096);
 void
 cmk_temp_file_opened(int fd, const char *path)
 {
-	/* FNV-1a 64 of the path as PostgreSQL names it. */
+	/*
+	 * FNV-1a 64 of the path as PostgreSQL names it, without a ".tmp"
+	 * suffix: two-phase files are written as <xid>.tmp and renamed.
+	 */
 	uint64		h = UINT64CONST(0xcbf29ce484222325);
+	size_t		len = strlen(path);
 
-	for (const unsigned char *p = (const unsigned char *) path; *p; p++)
-		h = (h ^ *p) * UINT64CONST(0x100000001b3);
+	if (len > 4 && strcmp(path + len - 4, ".tmp") == 0)
+		len -= 4;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char) path[i]) * UINT64CONST(0x100000001b3);
 	fd_path_hash[fd] = h;
 }
 

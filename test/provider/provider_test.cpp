@@ -437,7 +437,7 @@ TEST_F(Kv, ChallengeFlowFirstRequestIsUnauthenticated) {
     EXPECT_EQ(challenged, 1) << "the learnt tenant and scope are reused";
 }
 
-TEST_F(Kv, ChallengeFlowBeforeUnwrapSendsNoBodyWithoutToken) {
+TEST_F(Kv, ChallengeFlowWhenTheFirstRequestIsAnUnwrap) {
     auto p1 = provider(key_url("kek"), settings(env_secret()));
     WrappedDek w = p1->wrap(random_dek());
     // A fresh provider whose first request is an unwrap.

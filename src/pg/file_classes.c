@@ -9,7 +9,8 @@
  * and the dispatch of reads and writes to each class's cipher.
  *
  * A walsender that runs a base backup reads every file as stored: a base
- * backup carries ciphertext, like a file copy.
+ * backup carries ciphertext, like a file copy. It still writes WAL (the
+ * backup start and end records) encrypted, like any other process.
  */
 #include "postgres.h"
 
@@ -52,8 +53,6 @@ cmk_classify_path(const char *path)
 
 	if (path == NULL)
 		return CMK_FILE_PLAIN;
-	if (am_walsender && MyWalSnd != NULL && MyWalSnd->state == WALSNDSTATE_BACKUP)
-		return CMK_FILE_PLAIN;
 
 	name = base_name(path);
 	if (in_dir(path, "pg_wal/"))
@@ -83,9 +82,17 @@ cmk_file_opened(int fd, cmk_file_class class, const char *path)
 		cmk_temp_file_opened(fd, path);
 }
 
+static inline bool
+reading_for_base_backup(void)
+{
+	return am_walsender && MyWalSnd != NULL && MyWalSnd->state == WALSNDSTATE_BACKUP;
+}
+
 void
 cmk_file_after_read(cmk_file_class class, int fd, void *buf, size_t len, off_t offset)
 {
+	if (reading_for_base_backup())
+		return;
 	if (class == CMK_FILE_WAL)
 		cmk_wal_after_read(fd, (char *) buf, len, offset);
 	else

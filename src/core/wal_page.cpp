@@ -18,6 +18,10 @@ void tweak_of(const uint8_t* page, uint8_t* tweak) {
     for (int i = 0; i < 4; i++) tweak[8 + i] = static_cast<uint8_t>(tli >> (8 * i));
 }
 
+size_t plaintext_bytes(const uint8_t* page) {
+    return (load16(page + 2) & kWalLongHeaderFlag) ? kWalLongHeaderBytes : kWalHeaderBytes;
+}
+
 }  // namespace
 
 uint32_t wal_page_generation(const uint8_t* page) {
@@ -33,8 +37,9 @@ bool wal_page_encrypt(XtsCipher& cipher, uint32_t generation, const uint8_t* in,
     if (!wal_page_is_plaintext_wal(in) || generation == 0 || generation > 255) return false;
     uint8_t tweak[XtsCipher::kTweakBytes];
     tweak_of(in, tweak);
-    if (out != in) std::memcpy(out, in, kWalHeaderBytes);
-    if (!cipher.encrypt(in + kWalHeaderBytes, out + kWalHeaderBytes, kWalPageBytes - kWalHeaderBytes, tweak)) return false;
+    size_t clear = plaintext_bytes(in);
+    if (out != in) std::memcpy(out, in, clear);
+    if (!cipher.encrypt(in + clear, out + clear, kWalPageBytes - clear, tweak)) return false;
     uint16_t info = static_cast<uint16_t>(load16(out + 2) | (generation << kWalGenerationShift));
     std::memcpy(out + 2, &info, 2);
     return true;
@@ -46,7 +51,8 @@ bool wal_page_decrypt(XtsCipher& cipher, uint8_t* page) noexcept {
     std::memcpy(page + 2, &info, 2);
     uint8_t tweak[XtsCipher::kTweakBytes];
     tweak_of(page, tweak);
-    return cipher.decrypt(page + kWalHeaderBytes, page + kWalHeaderBytes, kWalPageBytes - kWalHeaderBytes, tweak);
+    size_t clear = plaintext_bytes(page);
+    return cipher.decrypt(page + clear, page + clear, kWalPageBytes - clear, tweak);
 }
 
 }  // namespace cmk

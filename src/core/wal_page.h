@@ -3,8 +3,12 @@
 // xlp_info (u16), xlp_tli (u32), xlp_pageaddr (u64), native byte order;
 // those 16 bytes stay plaintext, the key generation goes into xlp_info bits
 // 8..15, and bytes [16, 8192) are AES-256-XTS with the tweak
-// (xlp_pageaddr, xlp_tli). The glue checks these constants against
-// PostgreSQL's headers at compile time.
+// (xlp_pageaddr, xlp_tli). The first page of a segment has the long header
+// (XLP_LONG_HEADER): its 40 bytes (system identifier, segment size, block
+// size) stay plaintext too, because archivers such as pgBackRest check the
+// system identifier of every segment they push; the data unit is then
+// [40, 8192), 8152 bytes, with XTS ciphertext stealing. The glue checks
+// these constants against PostgreSQL's headers at compile time.
 #pragma once
 #include "core_guard.h"
 
@@ -17,6 +21,8 @@ namespace cmk {
 
 constexpr size_t kWalPageBytes = 8192;
 constexpr size_t kWalHeaderBytes = 16;
+constexpr size_t kWalLongHeaderBytes = 40;     // SizeOfXLogLongPHD
+constexpr uint16_t kWalLongHeaderFlag = 0x0002;  // XLP_LONG_HEADER
 constexpr uint16_t kWalPageMagic = 0xD110;  // XLOG_PAGE_MAGIC of PostgreSQL 15
 constexpr uint16_t kWalGenerationMask = 0xFF00;
 constexpr unsigned kWalGenerationShift = 8;

@@ -1,6 +1,7 @@
 /*
  * WAL pages (DESIGN.md "WAL"): each XLOG_BLCKSZ page keeps bytes [0, 16)
- * in plaintext (xlp_magic, xlp_info, xlp_tli, xlp_pageaddr); bytes
+ * in plaintext (xlp_magic, xlp_info, xlp_tli, xlp_pageaddr; the whole
+ * 40-byte long header on the first page of a segment); bytes
  * [16, XLOG_BLCKSZ) are AES-256-XTS with the WAL sub-key and the tweak
  * (xlp_pageaddr, xlp_tli) read from the page itself, so byte copies of
  * segments stay readable. The key generation goes into xlp_info bits 8..15
@@ -36,6 +37,8 @@ StaticAssertDecl((XLP_ALL_FLAGS & CMK_WAL_GENERATION_MASK) == 0,
 				 "generation bits must not overlap xlp_info flags");
 StaticAssertDecl(offsetof(XLogPageHeaderData, xlp_pageaddr) == 8 && SizeOfXLogShortPHD == 24,
 				 "the core's WAL page header layout is this server's");
+StaticAssertDecl(SizeOfXLogLongPHD == 40 && XLP_LONG_HEADER == 0x0002,
+				 "the core's long WAL page header is this server's");
 
 /* Aligned for O_DIRECT WAL writes. */
 static char scratch[SCRATCH_PAGES * WAL_PAGE] pg_attribute_aligned(4096);

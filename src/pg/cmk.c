@@ -7,6 +7,7 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/ipc.h"
 #include "utils/guc.h"
 
 #include "pg/cmk.h"
@@ -15,6 +16,18 @@
 PG_MODULE_MAGIC;
 
 void		_PG_init(void);
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+
+/* Runs in the postmaster once every preloaded library is loaded. */
+static void
+cmk_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	/* Extensions that write user data through their own imports. */
+	cmk_io_binding_install_in("/pg_stat_statements.so");
+}
 
 static void
 require_preload_and_matching_server(void)
@@ -46,4 +59,7 @@ _PG_init(void)
 	cmk_key_memory_init();
 	cmk_smgr_binding_install();
 	cmk_io_binding_install();
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = cmk_shmem_request;
 }

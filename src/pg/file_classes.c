@@ -6,6 +6,8 @@
  *   pg_replslot/<slot>/<name>.spill        logical decoding spill files
  *   pg_twophase/<8 hex>[.tmp]              two-phase state files (written as
  *                                          .tmp, then renamed)
+ *   pg_stat_tmp/pgss_query_texts.stat      pg_stat_statements query texts
+ *   pg_stat/pg_stat_statements.stat[.tmp]  pg_stat_statements dump
  * and the dispatch of reads and writes to each class's cipher.
  *
  * A walsender that runs a base backup reads every file as stored: a base
@@ -69,6 +71,10 @@ cmk_classify_path(const char *path)
 
 		return (len > 6 && strcmp(name + len - 6, ".spill") == 0) ? CMK_FILE_TEMP : CMK_FILE_PLAIN;
 	}
+	if ((in_dir(path, "pg_stat_tmp/") && strcmp(name, "pgss_query_texts.stat") == 0) ||
+		(in_dir(path, "pg_stat/") && (strcmp(name, "pg_stat_statements.stat") == 0 ||
+									   strcmp(name, "pg_stat_statements.stat.tmp") == 0)))
+		return CMK_FILE_TEMP;
 	if (in_dir(path, "pg_twophase/") &&
 		(all_hex(name, 8) || (strlen(name) == 12 && strcmp(name + 8, ".tmp") == 0 && isxdigit((unsigned char) name[0]))))
 		return CMK_FILE_TEMP;

@@ -6,6 +6,7 @@
 #ifndef CMK_FILE_IO_H
 #define CMK_FILE_IO_H
 
+#include <stdio.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -27,6 +28,7 @@ typedef struct cmk_real_io_t
 	ssize_t		(*pwritev) (int fd, const struct iovec *iov, int iovcnt, off_t offset);
 	int			(*ftruncate) (int fd, off_t length);
 	ssize_t		(*read_chk) (int fd, void *buf, size_t count, size_t buflen);
+	FILE	   *(*fopen) (const char *path, const char *mode);
 } cmk_real_io_t;
 
 extern cmk_real_io_t cmk_real_io;
@@ -42,7 +44,14 @@ cmk_fd_class_of(int fd)
 
 /* io_binding.c */
 extern void cmk_io_binding_install(void);
+extern void cmk_io_binding_install_in(const char *object_suffix);
 extern bool cmk_io_bound(void);
+extern int	cmk_open_wrapper(const char *path, int flags,...);
+extern int	cmk_close_wrapper(int fd);
+
+/* stdio_binding.c: fopen() of encrypted files gives an encrypting stream */
+extern FILE *cmk_fopen(const char *path, const char *mode);
+extern int	cmk_fileno(FILE *stream);
 
 /* file_classes.c: which files are encrypted, and dispatch per class */
 extern cmk_file_class cmk_classify_path(const char *path);

@@ -15,9 +15,7 @@
  */
 #include "postgres.h"
 
-#include <elf.h>
 #include <fcntl.h>
-#include <link.h>
 #include <stdarg.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
@@ -25,6 +23,7 @@
 
 #include "pg/cmk.h"
 #include "pg/file_io.h"
+#include "pg/got_patch.h"
 
 cmk_real_io_t cmk_real_io;
 
@@ -39,8 +38,8 @@ typedef struct got_target
 	int			found;
 } got_target;
 
-static int	cmk_open(const char *path, int flags,...);
-static int	cmk_close(int fd);
+
+
 static ssize_t cmk_read(int fd, void *buf, size_t count);
 static ssize_t cmk_write(int fd, const void *buf, size_t count);
 static ssize_t cmk_pread(int fd, void *buf, size_t count, off_t offset);
@@ -53,8 +52,8 @@ static ssize_t cmk_read_chk(int fd, void *buf, size_t count, size_t buflen);
 extern ssize_t __read_chk(int fd, void *buf, size_t count, size_t buflen);
 
 static got_target targets[] = {
-	{"open", (void *) open, (void *) cmk_open},
-	{"close", (void *) close, (void *) cmk_close},
+	{"open", (void *) open, (void *) cmk_open_wrapper},
+	{"close", (void *) close, (void *) cmk_close_wrapper},
 	{"read", (void *) read, (void *) cmk_read},
 	{"write", (void *) write, (void *) cmk_write},
 	{"pread", (void *) pread, (void *) cmk_pread},
@@ -62,19 +61,20 @@ static got_target targets[] = {
 	{"pwritev", (void *) pwritev, (void *) cmk_pwritev},
 	{"ftruncate", (void *) ftruncate, (void *) cmk_ftruncate},
 	{"__read_chk", (void *) __read_chk, (void *) cmk_read_chk},
+	{"fopen", (void *) fopen, (void *) cmk_fopen},
 };
 
 #define N_TARGETS lengthof(targets)
 
 static bool io_bound = false;
 
-/* Encrypted files opened with O_APPEND: appends are emulated (see cmk_open). */
+/* Encrypted files opened with O_APPEND: appends are emulated (see cmk_open_wrapper). */
 static bool fd_append[CMK_FD_TABLE_SIZE];
 
 /* ---- wrappers ---- */
 
-static int
-cmk_open(const char *path, int flags,...)
+int
+cmk_open_wrapper(const char *path, int flags,...)
 {
 	mode_t		mode = 0;
 	int			fd;
@@ -124,8 +124,8 @@ cmk_open(const char *path, int flags,...)
 	return fd;
 }
 
-static int
-cmk_close(int fd)
+int
+cmk_close_wrapper(int fd)
 {
 	if (fd >= 0 && fd < CMK_FD_TABLE_SIZE)
 		cmk_fd_class[fd] = CMK_FILE_PLAIN;
@@ -216,126 +216,25 @@ cmk_ftruncate(int fd, off_t length)
 	return cmk_file_truncate(class, fd, length);
 }
 
-/* ---- finding and patching the GOT ---- */
-
-typedef struct dyn_info
-{
-	ElfW(Addr)	base;
-	const ElfW(Dyn) *dynamic;
-	bool		seen_main;
-	uintptr_t	relro_start;
-	uintptr_t	relro_end;
-} dyn_info;
-
-static int
-find_main_dynamic(struct dl_phdr_info *info, size_t size, void *data)
-{
-	dyn_info   *di = (dyn_info *) data;
-
-	if (di->seen_main)
-		return 1;
-	di->seen_main = true;
-	di->base = info->dlpi_addr;
-	for (int i = 0; i < info->dlpi_phnum; i++)
-	{
-		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-
-		if (ph->p_type == PT_DYNAMIC)
-			di->dynamic = (const ElfW(Dyn) *) (info->dlpi_addr + ph->p_vaddr);
-		else if (ph->p_type == PT_GNU_RELRO)
-		{
-			di->relro_start = info->dlpi_addr + ph->p_vaddr;
-			di->relro_end = di->relro_start + ph->p_memsz;
-		}
-	}
-	return 1;
-}
-
-/* ld.so relocates d_ptr entries of the loaded image; accept both forms. */
-static uintptr_t
-dyn_ptr(const dyn_info *di, ElfW(Addr) p)
-{
-	return p < di->base ? di->base + p : p;
-}
-
-static void
-scan_relocations(const dyn_info *di, const ElfW(Rela) *rela, size_t bytes,
-				 const ElfW(Sym) *symtab, const char *strtab)
-{
-	for (size_t i = 0; i < bytes / sizeof(ElfW(Rela)); i++)
-	{
-		unsigned long type = ELF64_R_TYPE(rela[i].r_info);
-		const char *name;
-
-		if (type != R_X86_64_JUMP_SLOT && type != R_X86_64_GLOB_DAT)
-			continue;
-		name = strtab + symtab[ELF64_R_SYM(rela[i].r_info)].st_name;
-		for (size_t t = 0; t < N_TARGETS; t++)
-		{
-			if (strcmp(name, targets[t].name) != 0)
-				continue;
-			targets[t].found++;
-			targets[t].slot = (void **) (di->base + rela[i].r_offset);
-		}
-	}
-}
+/* ---- binding ---- */
 
 void
 cmk_io_binding_install(void)
 {
-	dyn_info	di = {0};
-	const ElfW(Sym) *symtab = NULL;
-	const char *strtab = NULL;
-	const ElfW(Rela) *jmprel = NULL,
-			   *rela = NULL;
-	size_t		jmprel_bytes = 0,
-				rela_bytes = 0;
-	long		pagesize = sysconf(_SC_PAGESIZE);
-
-	dl_iterate_phdr(find_main_dynamic, &di);
-	if (di.dynamic == NULL)
-		ereport(FATAL, (errmsg("cmk: the server executable has no dynamic section")));
-	for (const ElfW(Dyn) *d = di.dynamic; d->d_tag != DT_NULL; d++)
-	{
-		switch (d->d_tag)
-		{
-			case DT_SYMTAB:
-				symtab = (const ElfW(Sym) *) dyn_ptr(&di, d->d_un.d_ptr);
-				break;
-			case DT_STRTAB:
-				strtab = (const char *) dyn_ptr(&di, d->d_un.d_ptr);
-				break;
-			case DT_JMPREL:
-				jmprel = (const ElfW(Rela) *) dyn_ptr(&di, d->d_un.d_ptr);
-				break;
-			case DT_PLTRELSZ:
-				jmprel_bytes = d->d_un.d_val;
-				break;
-			case DT_RELA:
-				rela = (const ElfW(Rela) *) dyn_ptr(&di, d->d_un.d_ptr);
-				break;
-			case DT_RELASZ:
-				rela_bytes = d->d_un.d_val;
-				break;
-		}
-	}
-	if (symtab == NULL || strtab == NULL)
-		ereport(FATAL, (errmsg("cmk: the server executable has no dynamic symbol table")));
-	if (jmprel)
-		scan_relocations(&di, jmprel, jmprel_bytes, symtab, strtab);
-	if (rela)
-		scan_relocations(&di, rela, rela_bytes, symtab, strtab);
+	cmk_got_slot slots[N_TARGETS];
 
 	for (size_t t = 0; t < N_TARGETS; t++)
+		slots[t].name = targets[t].name;
+	if (!cmk_got_find(NULL, slots, N_TARGETS))
+		ereport(FATAL, (errmsg("cmk: cannot read the server executable's dynamic section")));
+	for (size_t t = 0; t < N_TARGETS; t++)
 	{
-		got_target *tg = &targets[t];
-
-		if (tg->found != 1 || *tg->slot != tg->libc)
+		if (slots[t].found != 1 || *slots[t].slot != targets[t].libc)
 			ereport(FATAL,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("cmk: cannot bind to this server's file I/O: the import of %s was found %d times%s",
-							tg->name, tg->found,
-							tg->found == 1 ? " and does not point at the C library's function" : ""),
+							targets[t].name, slots[t].found,
+							slots[t].found == 1 ? " and does not point at the C library's function" : ""),
 					 errhint("Another library may have replaced it, or the server was built differently; cmk cannot run here.")));
 	}
 
@@ -349,23 +248,43 @@ cmk_io_binding_install(void)
 	cmk_real_io.pwritev = (ssize_t (*) (int, const struct iovec *, int, off_t)) targets[6].libc;
 	cmk_real_io.ftruncate = (int (*) (int, off_t)) targets[7].libc;
 	cmk_real_io.read_chk = (ssize_t (*) (int, void *, size_t, size_t)) targets[8].libc;
+	cmk_real_io.fopen = (FILE *(*) (const char *, const char *)) targets[9].libc;
 
 	for (size_t t = 0; t < N_TARGETS; t++)
-	{
-		got_target *tg = &targets[t];
-		uintptr_t	page = (uintptr_t) tg->slot & ~(uintptr_t) (pagesize - 1);
-		bool		relro = (uintptr_t) tg->slot >= di.relro_start && (uintptr_t) tg->slot < di.relro_end;
-
-		if (mprotect((void *) page, pagesize, PROT_READ | PROT_WRITE) != 0)
-			ereport(FATAL,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("cmk: could not make the server's import table writable: %m"),
-					 errhint("A hardened kernel policy (SELinux execmod, PaX) forbids it; cmk cannot run under it.")));
-		*(void *volatile *) tg->slot = tg->wrapper;
-		if (relro && mprotect((void *) page, pagesize, PROT_READ) != 0)
-			ereport(FATAL, (errmsg("cmk: could not protect the server's import table again: %m")));
-	}
+		cmk_got_write(&slots[t], targets[t].wrapper);
 	io_bound = true;
+}
+
+/*
+ * Extensions that write user data through their own imports: their GOT
+ * slots for the same functions get the same wrappers. Runs after every
+ * preloaded library is loaded (shmem_request_hook), in the postmaster.
+ */
+void
+cmk_io_binding_install_in(const char *object_suffix)
+{
+	cmk_got_slot slots[N_TARGETS + 1];
+	int			n = 0;
+
+	for (size_t t = 0; t < N_TARGETS; t++)
+		slots[n++].name = targets[t].name;
+	slots[n++].name = "fileno";
+	if (!cmk_got_find(object_suffix, slots, n))
+		return;					/* not loaded */
+	for (int t = 0; t < n; t++)
+	{
+		void	   *wrapper = t < (int) N_TARGETS ? targets[t].wrapper : (void *) cmk_fileno;
+		void	   *libc = t < (int) N_TARGETS ? targets[t].libc : (void *) fileno;
+
+		if (slots[t].found == 0)
+			continue;
+		if (slots[t].found != 1 || *slots[t].slot != libc)
+			ereport(FATAL,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cmk: cannot bind to the file I/O of %s: the import of %s was found %d times",
+							object_suffix, slots[t].name, slots[t].found)));
+		cmk_got_write(&slots[t], wrapper);
+	}
 }
 
 bool

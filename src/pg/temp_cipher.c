@@ -22,6 +22,7 @@
  */
 #include "postgres.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "pg/cmk.h"
@@ -31,6 +32,24 @@
 #define SCRATCH_UNITS 64
 
 static uint64 fd_path_hash[CMK_FD_TABLE_SIZE];
+
+/*
+ * pg_stat_statements' query text file is appended to by many backends at
+ * once, at offsets each reserved under its own spinlock, and read while
+ * others append. A partial-unit write is a read-modify-write of the unit, so
+ * for that file the unit is locked (open file description locks, which
+ * conflict between the backends' own descriptors) around it and around reads.
+ */
+static bool fd_lock_units[CMK_FD_TABLE_SIZE];
+
+static void
+lock_units(int fd, off_t from, off_t len, short type)
+{
+	struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = from, .l_len = len};
+
+	while (fcntl(fd, F_OFD_SETLKW, &fl) != 0 && errno == EINTR)
+		;
+}
 static char scratch[SCRATCH_UNITS * UNIT] pg_attribute_aligned(4096);
 static char unit_buf[UNIT] pg_attribute_aligned(4096);
 
@@ -49,6 +68,7 @@ cmk_temp_file_opened(int fd, const char *path)
 	for (size_t i = 0; i < len; i++)
 		h = (h ^ (unsigned char) path[i]) * UINT64CONST(0x100000001b3);
 	fd_path_hash[fd] = h;
+	fd_lock_units[fd] = strstr(path, "pgss_query_texts.stat") != NULL;
 }
 
 static inline void
@@ -122,6 +142,16 @@ void
 cmk_temp_after_read(int fd, char *buf, size_t len, off_t offset)
 {
 	off_t		end = offset + (off_t) len;
+	off_t		first = offset - offset % UNIT;
+	bool		locked = fd_lock_units[fd];
+
+	if (locked)
+	{
+		/* Read again under the lock: what was read may be mid-rewrite. */
+		lock_units(fd, first, end - first + UNIT, F_RDLCK);
+		if (cmk_real_io.pread(fd, buf, len, offset) != (ssize_t) len)
+			memset(buf, 0, len);
+	}
 
 	for (uint64 unit = (uint64) offset / UNIT; (off_t) (unit * UNIT) < end; unit++)
 	{
@@ -146,6 +176,8 @@ cmk_temp_after_read(int fd, char *buf, size_t len, off_t offset)
 		if (to > from)
 			memcpy(buf + (from - offset), unit_buf + (from - unit_off), to - from);
 	}
+	if (locked)
+		lock_units(fd, first, end - first + UNIT, F_UNLCK);
 }
 
 static ssize_t
@@ -210,17 +242,28 @@ cmk_temp_write(int fd, const char *buf, size_t count, off_t offset)
 			run_units = 0;
 		}
 		{
-			ssize_t		stored = load_unit(fd, unit);
+			ssize_t		stored;
 			size_t		new_len;
+			ssize_t		rc;
 
+			if (fd_lock_units[fd])
+				lock_units(fd, unit_off, UNIT, F_WRLCK);
+			stored = load_unit(fd, unit);
 			if (stored < 0)
+			{
+				if (fd_lock_units[fd])
+					lock_units(fd, unit_off, UNIT, F_UNLCK);
 				return -1;
+			}
 			if (from - unit_off > stored)
 				memset(unit_buf + stored, 0, (from - unit_off) - stored);	/* a hole reads as zeros */
 			memcpy(unit_buf + (from - unit_off), buf + (from - offset), to - from);
 			new_len = Max((size_t) stored, (size_t) (to - unit_off));
 			crypt_unit(fd, unit, unit_buf, new_len, true);
-			if (write_all(fd, unit_buf, new_len, unit_off) < 0)
+			rc = write_all(fd, unit_buf, new_len, unit_off);
+			if (fd_lock_units[fd])
+				lock_units(fd, unit_off, UNIT, F_UNLCK);
+			if (rc < 0)
 				return -1;
 		}
 	}

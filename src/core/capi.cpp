@@ -81,16 +81,27 @@ cmk::ProviderSettings to_settings(const cmk_provider_settings* s) {
 
 }  // namespace
 
+namespace {
+
+std::string join_lines(const std::vector<std::string>& lines) {
+    std::string all;
+    for (const auto& l : lines) all += l + "\n";
+    return all;
+}
+
+}  // namespace
+
 CMK_EXPORT int cmk_core_open_keys(const char* datadir, const char* key_url, const cmk_provider_settings* settings,
                                   int (*encrypted_data_exists)(void*), void* arg, cmk_key_state* state,
-                                  cmk_messages* warnings, cmk_error* err) {
-    if (warnings) warnings->text[0] = '\0';
-    return guarded(err, [&] {
-        std::vector<std::string> log;
+                                  cmk_messages* messages, cmk_error* err) {
+    std::vector<std::string> log;
+    std::vector<std::string> warnings;
+    int rc = guarded(err, [&] {
         cmk::ProviderSettings ps = to_settings(settings);
         ps.log = [&log](const std::string& line) { log.push_back(line); };
-        cmk::OpenedKeys keys = cmk::open_or_create_keys(datadir, key_url ? key_url : "", ps,
-                                                        [&] { return encrypted_data_exists != nullptr && encrypted_data_exists(arg) != 0; });
+        cmk::OpenedKeys keys = cmk::open_or_create_keys(
+            datadir, key_url ? key_url : "", ps,
+            [&] { return encrypted_data_exists != nullptr && encrypted_data_exists(arg) != 0; });
         std::memset(state, 0, sizeof *state);
         const cmk::KeyringEntry& cur = keys.keyring.current();
         state->current_generation = keys.keyring.current_generation;
@@ -105,13 +116,17 @@ CMK_EXPORT int cmk_core_open_keys(const char* datadir, const char* key_url, cons
             slot.generation = g.generation;
             std::memcpy(slot.dek, g.dek.data(), CMK_DEK_BYTES);
         }
-        for (const auto& w : keys.warnings) log.push_back(w);
-        if (warnings) {
-            std::string all;
-            for (const auto& l : log) all += l + "\n";
-            copy_text(warnings->text, sizeof warnings->text, all);
-        }
+        warnings = keys.warnings;
     });
+    if (messages) {
+        try {
+            copy_text(messages->warnings, sizeof messages->warnings, join_lines(warnings));
+            copy_text(messages->log, sizeof messages->log, join_lines(log));
+        } catch (...) {
+            messages->warnings[0] = messages->log[0] = '\0';
+        }
+    }
+    return rc;
 }
 
 CMK_EXPORT int cmk_core_check_key_url(const char* key_url, cmk_error* err) {

@@ -74,10 +74,13 @@ typedef struct cmk_key_state
 	cmk_key_slot slots[CMK_MAX_GENERATIONS];
 } cmk_key_state;
 
-/* Messages (warnings) to be logged by the caller, one per line. */
+/* Messages for the server log, one per line: warnings (configuration that
+ * disagrees with the keyring) and the providers' operational log (retries,
+ * sign-ins); filled on failure too. */
 typedef struct cmk_messages
 {
-	char		text[2048];
+	char		warnings[2048];
+	char		log[4096];
 } cmk_messages;
 
 /*

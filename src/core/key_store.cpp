@@ -67,8 +67,8 @@ OpenedKeys create_new(const std::string& datadir, const KeyUrl& configured, cons
     OpenedKeys out;
     auto provider = make_key_provider(configured, settings);
     out.provider_name = provider->name();
-    provider->check_key();
 
+    // wrap() reads and checks the key (type, size, enabled, dates, key_ops).
     SecureBytes dek = generate_dek();
     DerivedKeys keys = derive_keys(dek.data(), dek.size());
     KeyringEntry entry;

@@ -43,8 +43,9 @@ void
 cmk_key_memory_init(void)
 {
 	cmk_provider_settings settings;
-	cmk_messages warnings;
+	cmk_messages messages;
 	cmk_error	err;
+	int			rc;
 	long		pagesize = sysconf(_SC_PAGESIZE);
 	void	   *seg;
 	char	   *line;
@@ -71,11 +72,13 @@ cmk_key_memory_init(void)
 				 errhint("Set cmk.key_url = 'file:/absolute/path/kek.pem' or 'https://<vault>.vault.azure.net/keys/<name>' in postgresql.conf.")));
 
 	cmk_provider_settings_from_gucs(&settings);
-	if (cmk_core_open_keys(DataDir, cmk_key_url, &settings, cmk_encrypted_data_exists, DataDir,
-						   cmk_keys, &warnings, &err) != 0)
+	rc = cmk_core_open_keys(DataDir, cmk_key_url, &settings, cmk_encrypted_data_exists, DataDir,
+							cmk_keys, &messages, &err);
+	for (line = strtok(messages.log, "\n"); line; line = strtok(NULL, "\n"))
+		ereport(LOG, (errmsg("cmk: %s", line)));
+	if (rc != 0)
 		report_core_error(FATAL, "cannot open the keyring", &err);
-
-	for (line = strtok(warnings.text, "\n"); line; line = strtok(NULL, "\n"))
+	for (line = strtok(messages.warnings, "\n"); line; line = strtok(NULL, "\n"))
 		ereport(WARNING, (errmsg("cmk: %s", line)));
 	ereport(LOG,
 			(errmsg("cmk: %s keyring %s, key generation %u, wrapped by %s (version %s)",

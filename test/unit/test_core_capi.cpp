@@ -94,7 +94,7 @@ TEST_F(CoreCapi, OpenKeysFillsTheKeyState) {
     EXPECT_EQ(state->keyring_created, 1);
     EXPECT_GE(state->created_at, static_cast<int64_t>(before));
     EXPECT_LE(state->created_at, static_cast<int64_t>(after));
-    EXPECT_STREQ(warnings.text, "");
+    EXPECT_STREQ(warnings.warnings, "");
     EXPECT_EQ(cb.calls, 1);
     // Unused slots are cleared, not left as they were.
     for (size_t i = 1; i < CMK_MAX_GENERATIONS; i++) {
@@ -144,7 +144,7 @@ TEST_F(CoreCapi, WarningsAreReturnedOneALine) {
     expect_ok(open("file:" + recorded));
     ByteVec dek(state->slots[0].dek, state->slots[0].dek + CMK_DEK_BYTES);
     expect_ok(open("file:" + configured));
-    std::string w = warnings.text;
+    std::string w = warnings.warnings;
     EXPECT_TRUE(contains(w, recorded)) << w;
     EXPECT_TRUE(contains(w, configured)) << w;
     ASSERT_FALSE(w.empty());

@@ -1,0 +1,90 @@
+# The local Key Vault emulator (test/kv_emulator) for TAP tests: start it on
+# a fixed loopback port with a state directory, drive it with its admin CLI,
+# stop and restart it. See test/kv_emulator/CONTRACT.md.
+package KvEmulator;
+
+use strict;
+use warnings;
+use Cwd 'abs_path';
+use File::Basename 'dirname';
+use IPC::Run;
+use JSON::PP;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Time::HiRes 'usleep';
+
+my $script = abs_path(dirname(__FILE__) . '/../kv_emulator/kv_emulator.py');
+
+sub new
+{
+	my ($class, $dir, %opt) = @_;
+	mkdir $dir;
+	my $self = bless {
+		dir => $dir,
+		port => PostgreSQL::Test::Cluster::get_free_port(),
+		tenant => $opt{tenant} // '11111111-2222-3333-4444-555555555555',
+	}, $class;
+	$self->start;
+	return $self;
+}
+
+sub start
+{
+	my ($self) = @_;
+	unlink "$self->{dir}/ready";
+	$self->{run} = IPC::Run::start(
+		[ 'python3', $script, 'serve', '--state-dir', $self->{dir}, '--port', $self->{port}, '--tenant', $self->{tenant} ],
+		'>', "$self->{dir}/emulator.log", '2>&1');
+	for (1 .. 300)
+	{
+		return if -f "$self->{dir}/ready";
+		usleep(100_000);
+	}
+	die "the Key Vault emulator did not start: " . slurp_file("$self->{dir}/emulator.log");
+}
+
+sub stop
+{
+	my ($self) = @_;
+	return unless $self->{run};
+	$self->{run}->signal('TERM');
+	$self->{run}->finish;
+	delete $self->{run};
+}
+
+sub DESTROY { my ($self) = @_; $self->stop if $self->{run}; }
+
+sub url { my ($self) = @_; return "https://localhost:$self->{port}"; }
+sub ca_file { my ($self) = @_; return "$self->{dir}/ca.pem"; }
+sub tenant { my ($self) = @_; return $self->{tenant}; }
+
+# Runs an admin command; returns the decoded JSON (dies on failure).
+sub admin
+{
+	my ($self, @args) = @_;
+	my ($out, $err);
+	IPC::Run::run([ 'python3', $script, 'admin', '--state-dir', $self->{dir}, @args ], '>', \$out, '2>', \$err)
+	  or die "kv_emulator admin @args failed: $err $out";
+	return $out =~ /\S/ ? decode_json($out) : undef;
+}
+
+# Audit entries as a list of hashes, optionally only those of one caller.
+sub audit
+{
+	my ($self, %opt) = @_;
+	my $all = $self->admin('audit', $opt{caller} ? ('--caller', $opt{caller}) : ());
+	return @$all;
+}
+
+# The environment a server needs to sign in with a client secret.
+sub secret_env
+{
+	my ($self, $client_id, $secret) = @_;
+	return (
+		AZURE_AUTHORITY_HOST => $self->url,
+		AZURE_TENANT_ID => $self->{tenant},
+		AZURE_CLIENT_ID => $client_id,
+		AZURE_CLIENT_SECRET => $secret);
+}
+
+1;

@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# The side-by-side benchmark suite: plain PostgreSQL 15, the same server with
+# cmk, and the same plain server with its data directory inside a gocryptfs
+# mount, measured in alternating rounds (plain, cmk, gocryptfs, plain, ...)
+# on one machine in one run. Reports medians and ratios to plain in
+# bench/results/latest.md (+ latest.csv, samples.csv, ratios.png), together
+# with bench/cipher.sh's page-cipher numbers.
+#
+# Usage, as root on Debian 12, from anywhere:
+#   bash bench/run.sh                 # full suite, about 30 minutes on 2 cores
+#   BENCH_QUICK=1 bash bench/run.sh   # short settings, under 5 minutes, writes
+#                                     # bench/results/quick/ instead
+#
+# Settings (environment; defaults in brackets, quick mode's after the slash):
+#   BENCH_ROUNDS         rounds of each system                     [3 / 2]
+#   BENCH_T              seconds of each pgbench run               [30 / 5]
+#   BENCH_WARMUP         seconds of untimed pgbench -S first       [5 / 2]
+#   BENCH_CLIENTS        pgbench clients (-c)                      [4]
+#   BENCH_JOBS           pgbench threads (-j)                      [2]
+#   BENCH_SCALE          pgbench scale (50 = 5M accounts, 750 MB)  [50 / 5]
+#   BENCH_SHARED_BUFFERS shared_buffers                            [128MB / 16MB]
+#   BENCH_COPY_ROWS      rows in the COPY file (10M = 1.0 GB CSV)  [10000000 / 500000]
+#   BENCH_SORT_ROWS      rows sorted with a small work_mem         [3000000 / 500000]
+#   BENCH_WORK_MEM       work_mem of the sort                      [4MB / 1MB]
+#   BENCH_WAL_MB         MB of WAL written by the WAL benchmark    [512 / 128]
+#   BENCH_STARTS         timed starts of each kind per round       [5 / 2]
+#   BENCH_CIPHER_ROUNDS, BENCH_CIPHER_SECS  bench/cipher.sh args   [3 3 / 1 1]
+#   BENCH_SYSTEMS        systems, in round order  [plain cmk gocryptfs]
+#   BENCH_KV             1: also time start-up with the KEK in the Key Vault
+#                        emulator (test/kv_emulator), 0: skip      [1]
+#   BENCH_KEK_BITS       RSA size of the KEKs (file and emulator)  [3072]
+#   BENCH_DIR            where clusters live (on disk)             [/var/tmp/cmk-bench]
+#   BENCH_CSV_DIR        where the COPY file is written (tmpfs)    [/dev/shm/cmk-bench]
+#   BENCH_OUT            report directory  [bench/results, quick: bench/results/quick]
+#   BENCH_KEEP           1: leave the clusters in BENCH_DIR (stopped, unmounted)
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+
+if [ "$(id -u)" != 0 ]; then
+  echo "bench/run.sh: run as root (it installs packages, builds cmk, mounts gocryptfs; servers run as postgres)" >&2
+  exit 1
+fi
+
+quick=${BENCH_QUICK:-0}
+q() { if [ "$quick" = 1 ]; then echo "$2"; else echo "$1"; fi; }
+: "${BENCH_ROUNDS:=$(q 3 2)}"
+: "${BENCH_T:=$(q 30 5)}"
+: "${BENCH_WARMUP:=$(q 5 2)}"
+: "${BENCH_CLIENTS:=4}"
+: "${BENCH_JOBS:=2}"
+: "${BENCH_SCALE:=$(q 50 5)}"
+: "${BENCH_SHARED_BUFFERS:=$(q 128MB 16MB)}"
+: "${BENCH_COPY_ROWS:=$(q 10000000 500000)}"
+: "${BENCH_SORT_ROWS:=$(q 3000000 500000)}"
+: "${BENCH_WORK_MEM:=$(q 4MB 1MB)}"
+: "${BENCH_WAL_MB:=$(q 512 128)}"
+: "${BENCH_STARTS:=$(q 5 2)}"
+: "${BENCH_CIPHER_ROUNDS:=$(q 3 1)}"
+: "${BENCH_CIPHER_SECS:=$(q 3 1)}"
+: "${BENCH_SYSTEMS:=plain cmk gocryptfs}"
+: "${BENCH_KV:=1}"
+: "${BENCH_KEK_BITS:=3072}"
+: "${BENCH_DIR:=/var/tmp/cmk-bench}"
+: "${BENCH_CSV_DIR:=/dev/shm/cmk-bench}"
+: "${BENCH_OUT:=$(q "$repo/bench/results" "$repo/bench/results/quick")}"
+: "${BENCH_KEEP:=0}"
+settings=(BENCH_QUICK BENCH_ROUNDS BENCH_T BENCH_WARMUP BENCH_CLIENTS BENCH_JOBS BENCH_SCALE
+          BENCH_SHARED_BUFFERS BENCH_COPY_ROWS BENCH_SORT_ROWS BENCH_WORK_MEM BENCH_WAL_MB
+          BENCH_STARTS BENCH_CIPHER_ROUNDS BENCH_CIPHER_SECS BENCH_SYSTEMS BENCH_KV BENCH_KEK_BITS
+          BENCH_DIR BENCH_CSV_DIR)
+BENCH_QUICK=$quick
+
+case "$BENCH_DIR" in /*) ;; *) echo "BENCH_DIR must be absolute" >&2; exit 1 ;; esac
+case "$BENCH_CSV_DIR" in /*) ;; *) echo "BENCH_CSV_DIR must be absolute" >&2; exit 1 ;; esac
+
+say() { printf '\n\033[1m== %s\033[0m  (%s)\n' "$*" "$(date +%T)"; }
+started=$(date +%s)
+
+# ---- packages -------------------------------------------------------------
+say "Packages"
+if [ -f "$repo/scripts/install_deps.sh" ]; then
+  bash "$repo/scripts/install_deps.sh"
+fi
+extra=(postgresql-15 postgresql-contrib postgresql-server-dev-15 build-essential openssl python3
+       gocryptfs fuse3 gnuplot-nox linux-perf procps)
+missing=()
+for p in "${extra[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  # Debian's postgresql package would create and start a cluster: not wanted.
+  mkdir -p /etc/postgresql-common/createcluster.d
+  [ -f /etc/postgresql-common/createcluster.d/cmk-no-main-cluster.conf ] ||
+    echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/cmk-bench-no-main-cluster.conf
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+echo "all present"
+
+# ---- build and install cmk -----------------------------------------------
+say "Build and install cmk"
+(cd "$repo" && make -s >/dev/null && make -s install >/dev/null)
+pgbin=/usr/lib/postgresql/15/bin
+pkglib=$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)
+echo "installed $pkglib/cmk.so"
+
+# ---- a fresh bench directory -----------------------------------------------
+stop_everything() {
+  set +e
+  for d in "$BENCH_DIR"/*/data "$BENCH_DIR"/gocryptfs/mnt/data; do
+    if [ -f "$d/postmaster.pid" ]; then
+      runuser -u postgres -- "$pgbin/pg_ctl" -D "$d" -m fast -w -t 120 stop >/dev/null 2>&1 ||
+        runuser -u postgres -- "$pgbin/pg_ctl" -D "$d" -m immediate -w stop >/dev/null 2>&1
+    fi
+  done
+  if [ -f "$BENCH_DIR/kv/pid" ]; then
+    kill "$(cat "$BENCH_DIR/kv/pid")" 2>/dev/null
+    for _ in $(seq 50); do [ -f "$BENCH_DIR/kv/pid" ] || break; sleep 0.1; done
+  fi
+  if mountpoint -q "$BENCH_DIR/gocryptfs/mnt" 2>/dev/null; then
+    for _ in 1 2 3 4 5; do
+      fusermount -u "$BENCH_DIR/gocryptfs/mnt" 2>/dev/null && break
+      sleep 1
+    done
+    mountpoint -q "$BENCH_DIR/gocryptfs/mnt" && umount -l "$BENCH_DIR/gocryptfs/mnt"
+  fi
+  set -e
+}
+cleanup() {
+  rc=$?
+  stop_everything
+  rm -rf "$BENCH_CSV_DIR"
+  if [ "$BENCH_KEEP" != 1 ] && ! mountpoint -q "$BENCH_DIR/gocryptfs/mnt" 2>/dev/null; then
+    rm -rf "$BENCH_DIR"
+  fi
+  [ $rc = 0 ] || echo "bench/run.sh: failed (exit $rc); servers stopped, gocryptfs unmounted" >&2
+}
+say "Bench directory $BENCH_DIR"
+stop_everything   # leftovers of an interrupted run
+if mountpoint -q "$BENCH_DIR/gocryptfs/mnt" 2>/dev/null; then
+  echo "could not unmount $BENCH_DIR/gocryptfs/mnt" >&2; exit 1
+fi
+rm -rf "$BENCH_DIR" "$BENCH_CSV_DIR"
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+install -d -o postgres -g postgres -m 700 "$BENCH_DIR" "$BENCH_DIR/out" "$BENCH_DIR/lib"
+install -d -o postgres -g postgres -m 700 "$BENCH_CSV_DIR"
+# The cmk under test is a copy of what was just installed, so that another
+# `make install` during the run cannot change it between rounds.
+install -o postgres -g postgres -m 755 "$pkglib/cmk.so" "$BENCH_DIR/lib/cmk.so"
+echo "cluster files on $(df --output=source,fstype "$BENCH_DIR" | tail -1 | tr -s ' '), COPY file on $(df --output=source,fstype "$BENCH_CSV_DIR" | tail -1 | tr -s ' ')"
+
+# ---- gocryptfs ------------------------------------------------------------
+gocryptfs_ok=0
+gocryptfs_why=""
+if [[ " $BENCH_SYSTEMS " == *" gocryptfs "* ]]; then
+  say "gocryptfs"
+  g="$BENCH_DIR/gocryptfs"
+  # Mounted by root with -allow_other (a setuid fusermount3 may not work in
+  # containers); the ciphertext directory belongs to postgres, so the mount's
+  # root does, and gocryptfs creates files as the user who asks.
+  install -d -m 711 "$g"
+  install -d -m 755 "$g/mnt"
+  install -d -o postgres -g postgres -m 700 "$g/cipher"
+  head -c 32 /dev/urandom | base64 > "$g/password"
+  chmod 600 "$g/password"
+  if [ ! -c /dev/fuse ]; then
+    gocryptfs_why="/dev/fuse does not exist here"
+  elif ! command -v fusermount3 >/dev/null && ! command -v fusermount >/dev/null; then
+    gocryptfs_why="no fusermount (package fuse3)"
+  elif ! gocryptfs -init -q -passfile "$g/password" "$g/cipher" >"$g/init.log" 2>&1; then
+    gocryptfs_why="gocryptfs -init failed: $(tail -1 "$g/init.log")"
+  elif ! gocryptfs -q -nosyslog -allow_other -passfile "$g/password" "$g/cipher" "$g/mnt" >"$g/mount.log" 2>&1; then
+    gocryptfs_why="gocryptfs mount failed (FUSE unusable here?): $(tail -1 "$g/mount.log")"
+  elif ! runuser -u postgres -- sh -c "mkdir -m 700 '$g/mnt/data' && echo ok > '$g/mnt/probe' && rm '$g/mnt/probe'"; then
+    gocryptfs_why="the postgres user cannot write into the gocryptfs mount"
+  else
+    gocryptfs_ok=1
+    echo "mounted $g/cipher on $g/mnt (by root, -allow_other; $(gocryptfs -version | head -1 | cut -d';' -f1), default options: AES-256-GCM, 4 KiB blocks)"
+  fi
+  if [ $gocryptfs_ok = 0 ]; then
+    echo "SKIPPING gocryptfs: $gocryptfs_why" >&2
+    BENCH_SYSTEMS=$(echo " $BENCH_SYSTEMS " | sed 's/ gocryptfs / /' | xargs)
+  fi
+fi
+
+# ---- machine description ---------------------------------------------------
+say "Machine"
+{
+  echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "nproc=$(nproc)"
+  echo "cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+  echo "cpu_flags_aes=$(grep -m1 -o -w aes /proc/cpuinfo || echo no) $(grep -m1 -o -w vaes /proc/cpuinfo || true) $(grep -m1 -o -w avx512f /proc/cpuinfo || true)"
+  echo "memory=$(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+  echo "swap=$(awk '/^SwapTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+  echo "kernel=$(uname -srm)"
+  echo "os=$(. /etc/os-release && echo "$PRETTY_NAME") ($(cat /etc/debian_version 2>/dev/null))"
+  echo "postgres=$("$pgbin/postgres" --version) (Debian package $(dpkg-query -W -f='${Version}' postgresql-15))"
+  echo "cmk_commit=$(git -C "$repo" log -1 --format='%h %s' | cut -c1-90)"
+  echo "cmk_dirty=$(git -C "$repo" status --porcelain -- src Makefile cmk--0.1.sql cmk.control | wc -l)"
+  echo "openssl=$(openssl version)"
+  echo "gocryptfs=$(gocryptfs -version 2>/dev/null | head -1 | cut -d';' -f1)"
+  echo "gocryptfs_skipped=$gocryptfs_why"
+  echo "disk=$(df --output=source,fstype "$BENCH_DIR" | tail -1 | tr -s ' ')"
+  echo "csv_fs=$(df --output=source,fstype "$BENCH_CSV_DIR" | tail -1 | tr -s ' ')"
+  echo "settings=$(for v in "${settings[@]}"; do printf '%s=%q ' "$v" "${!v}"; done)"
+} > "$BENCH_DIR/out/machine.txt"
+# The command to reproduce: only what differs from the defaults of this mode.
+user_set=""
+for v in "${settings[@]}"; do
+  [ "$v" = BENCH_QUICK ] && continue
+  if printenv "$v" >/dev/null 2>&1; then user_set+="$v=$(printf '%q' "$(printenv "$v")") "; fi
+done
+echo "command=sudo ${user_set}$([ "$quick" = 1 ] && echo 'BENCH_QUICK=1 ')bash bench/run.sh" >> "$BENCH_DIR/out/machine.txt"
+cat "$BENCH_DIR/out/machine.txt"
+
+# ---- page cipher microbenchmark ---------------------------------------------
+say "Page cipher (bench/cipher.sh $BENCH_CIPHER_ROUNDS $BENCH_CIPHER_SECS)"
+bash "$here/cipher.sh" "$BENCH_CIPHER_ROUNDS" "$BENCH_CIPHER_SECS" | tee "$BENCH_DIR/out/cipher.txt"
+
+# ---- the suite, as postgres ---------------------------------------------------
+cfg="$BENCH_DIR/config.sh"
+{
+  for v in "${settings[@]}"; do printf 'export %s=%q\n' "$v" "${!v}"; done
+  printf 'export BENCH_REPO=%q\n' "$repo"
+  printf 'export BENCH_CMK_SO=%q\n' "$BENCH_DIR/lib/cmk.so"
+  printf 'export BENCH_GOCRYPTFS_DATA=%q\n' "$BENCH_DIR/gocryptfs/mnt/data"
+} > "$cfg"
+chown postgres:postgres "$cfg"
+say "Suite (as postgres): systems $BENCH_SYSTEMS, $BENCH_ROUNDS rounds"
+(cd "$BENCH_DIR" && runuser -u postgres -- bash "$here/suite.sh" "$cfg")
+
+# ---- report ---------------------------------------------------------------------
+say "Report"
+stop_everything
+mkdir -p "$BENCH_OUT"
+echo "elapsed_s=$(( $(date +%s) - started ))" >> "$BENCH_DIR/out/machine.txt"
+python3 "$here/report.py" "$BENCH_DIR/out" "$BENCH_OUT"
+echo
+cat "$BENCH_OUT/latest.md"
+echo
+echo "wrote $BENCH_OUT/latest.md, latest.csv, samples.csv, ratios.png in $(( ($(date +%s) - started) / 60 )) min"

@@ -1,0 +1,279 @@
+#!/usr/bin/env bash
+# The benchmark rounds, run by bench/run.sh as the postgres user:
+#   bash bench/suite.sh CONFIG    (CONFIG: the settings file run.sh writes)
+# Creates one fresh cluster per system once (same binaries, same settings),
+# then runs the rounds alternating the systems; only the system under test
+# runs. Appends every measurement to $BENCH_DIR/out/samples.csv and notes
+# to $BENCH_DIR/out/info.txt; bench/report.py turns them into the report.
+set -euo pipefail
+. "$1"
+export PATH=/usr/lib/postgresql/15/bin:$PATH
+unset PGDATA PGHOST PGPORT PGDATABASE PGUSER
+export PGOPTIONS='-c client_min_messages=warning'
+cd "$BENCH_DIR"
+
+SOCK="$BENCH_DIR/sock"
+OUT="$BENCH_DIR/out"
+LOGS="$BENCH_DIR/logs"
+CSV="$BENCH_CSV_DIR/copy.csv"
+mkdir -p "$SOCK" "$LOGS"
+SAMPLES="$OUT/samples.csv"
+INFO="$OUT/info.txt"
+echo "round,system,benchmark,unit,value" > "$SAMPLES"
+: > "$INFO"
+
+KV_TENANT=72f988bf-86f1-41af-91ab-2d7cd011db47
+KV_CLIENT=cmk-bench
+KV_SECRET=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
+die() { printf '[%s] ERROR: %s\n' "$(date +%T)" "$*" >&2; exit 1; }
+now_ns() { date +%s%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.4f", (b - a) / 1e9}'; }
+record() { echo "$1,$2,$3,$4,$5" >> "$SAMPLES"; }   # round system benchmark unit value
+note() { echo "$1=$2" >> "$INFO"; }
+
+datadir() {
+  case "$1" in
+    gocryptfs) echo "$BENCH_GOCRYPTFS_DATA" ;;
+    *) echo "$BENCH_DIR/$1/data" ;;
+  esac
+}
+port() {
+  case "$1" in plain) echo 5491 ;; cmk) echo 5492 ;; gocryptfs) echo 5493 ;; cmk-kv) echo 5494 ;; esac
+}
+# The server's environment: the Key Vault credentials for cmk-kv only.
+srv_env() {
+  if [ "$1" = cmk-kv ]; then
+    echo "AZURE_CLIENT_ID=$KV_CLIENT AZURE_TENANT_ID=$KV_TENANT AZURE_CLIENT_SECRET=$KV_SECRET AZURE_AUTHORITY_HOST=https://localhost:$KV_PORT"
+  fi
+}
+pgctl() { local s=$1; shift; env $(srv_env "$s") pg_ctl -D "$(datadir "$s")" -l "$LOGS/$s.log" "$@"; }
+start() { pgctl "$1" -w -t 600 start >/dev/null || { tail -20 "$LOGS/$1.log" >&2; die "$1 did not start"; }; }
+stop() { pgctl "$1" -m fast -w -t 600 stop >/dev/null; }
+sql() { local s=$1; shift; psql -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$(port "$s")" -d bench "$@"; }
+sqlv() { local s=$1; shift; psql -X -A -t -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$(port "$s")" -d bench "$@"; }
+
+# ---- clusters -----------------------------------------------------------------
+make_cluster() {
+  local s=$1 d
+  d=$(datadir "$s")
+  mkdir -p "$d"
+  chmod 700 "$d"
+  initdb -D "$d" --data-checksums -A trust -U postgres --locale=C --encoding=UTF8 >"$LOGS/$s.initdb.log" 2>&1 ||
+    { tail "$LOGS/$s.initdb.log" >&2; die "initdb $s"; }
+  cat >> "$d/postgresql.conf" <<EOC
+
+# ---- cmk bench: the same for every system ----
+listen_addresses = ''
+unix_socket_directories = '$SOCK'
+port = $(port "$s")
+shared_buffers = $BENCH_SHARED_BUFFERS
+max_wal_size = 8GB
+checkpoint_timeout = 30min
+log_checkpoints = on
+log_line_prefix = '%m [%p] '
+EOC
+  case "$s" in
+    cmk) cat >> "$d/postgresql.conf" <<EOC
+shared_preload_libraries = '$BENCH_CMK_SO'
+cmk.key_url = 'file:$BENCH_DIR/kek.pem'
+EOC
+    ;;
+    cmk-kv) cat >> "$d/postgresql.conf" <<EOC
+shared_preload_libraries = '$BENCH_CMK_SO'
+cmk.key_url = 'https://localhost:$KV_PORT/keys/cmk-bench'
+cmk.ca_file = '$BENCH_DIR/kv/ca.pem'
+EOC
+    ;;
+  esac
+}
+
+log "KEK: RSA $BENCH_KEK_BITS in $BENCH_DIR/kek.pem"
+openssl genpkey -quiet -algorithm RSA -pkeyopt rsa_keygen_bits:"$BENCH_KEK_BITS" -out "$BENCH_DIR/kek.pem"
+chmod 600 "$BENCH_DIR/kek.pem"
+
+SYSTEMS=($BENCH_SYSTEMS)
+for s in "${SYSTEMS[@]}"; do
+  t0=$(now_ns)
+  log "$s: initdb, pgbench -i -s $BENCH_SCALE, sort table of $BENCH_SORT_ROWS rows"
+  make_cluster "$s"
+  start "$s"
+  createdb -h "$SOCK" -p "$(port "$s")" bench
+  pgbench -i -q -s "$BENCH_SCALE" -h "$SOCK" -p "$(port "$s")" bench >"$LOGS/$s.pgbench-init.log" 2>&1 ||
+    { tail "$LOGS/$s.pgbench-init.log" >&2; die "pgbench -i on $s"; }
+  sql "$s" <<EOQ
+CREATE TABLE sort_src AS SELECT g AS id, md5(g::text) AS k FROM generate_series(1, $BENCH_SORT_ROWS) g;
+VACUUM ANALYZE sort_src;
+CHECKPOINT;
+EOQ
+  if [ "$s" = cmk ]; then
+    note cmk_keyring "$(grep -m1 'cmk: created keyring' "$LOGS/cmk.log" | sed 's/.*LOG: *//')"
+  fi
+  if [ "$s" = "${SYSTEMS[0]}" ]; then
+    note db_size "$(sqlv "$s" -c "SELECT pg_size_pretty(pg_database_size('bench'))")"
+    note accounts_size "$(sqlv "$s" -c "SELECT pg_size_pretty(pg_total_relation_size('pgbench_accounts'))")"
+    note sort_src_size "$(sqlv "$s" -c "SELECT pg_size_pretty(pg_total_relation_size('sort_src'))")"
+    note sort_plan "$(sqlv "$s" -c "SET work_mem = '$BENCH_WORK_MEM'; SET max_parallel_workers_per_gather = 0;" \
+        -c "EXPLAIN (ANALYZE, COSTS off, TIMING off) SELECT count(*) FROM (SELECT k FROM sort_src ORDER BY k) s" |
+        grep -E 'Sort Method' | sed 's/^ *//')"
+    log "COPY file: $BENCH_COPY_ROWS rows into $CSV"
+    sql "$s" -c "COPY (SELECT g, g % 1000, md5(g::text) || md5((g + 1)::text),
+                              timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second'
+                       FROM generate_series(1, $BENCH_COPY_ROWS) g) TO '$CSV' WITH (FORMAT csv)"
+    note copy_csv_bytes "$(stat -c %s "$CSV")"
+  fi
+  stop "$s"
+  log "$s ready in $(secs "$t0" "$(now_ns)") s"
+done
+
+# ---- Key Vault emulator (start-up only) ----------------------------------------
+KV_PORT=""
+kv_ok=0
+kv_py="$BENCH_REPO/test/kv_emulator/kv_emulator.py"
+if [ "$BENCH_KV" != 1 ]; then
+  note kv_skipped "BENCH_KV=$BENCH_KV"
+elif [ ! -f "$kv_py" ]; then
+  note kv_skipped "test/kv_emulator/kv_emulator.py does not exist"
+else
+  log "Key Vault emulator: start, identity, key (RSA $BENCH_KEK_BITS), a cmk cluster whose KEK is in it"
+  mkdir -p "$BENCH_DIR/kv"
+  setsid python3 "$kv_py" serve --state-dir "$BENCH_DIR/kv" --tenant "$KV_TENANT" >"$LOGS/kv.log" 2>&1 < /dev/null &
+  for _ in $(seq 300); do [ -f "$BENCH_DIR/kv/ready" ] && break; sleep 0.1; done
+  E=(python3 "$kv_py" admin --state-dir "$BENCH_DIR/kv")
+  if [ ! -f "$BENCH_DIR/kv/ready" ]; then
+    note kv_skipped "the emulator did not start: $(tail -1 "$LOGS/kv.log")"
+  elif ! { KV_PORT=$(cat "$BENCH_DIR/kv/port") &&
+           "${E[@]}" add-identity --tenant "$KV_TENANT" --client-id "$KV_CLIENT" --secret "$KV_SECRET" &&
+           "${E[@]}" grant --client-id "$KV_CLIENT" --permissions get,wrapKey,unwrapKey &&
+           "${E[@]}" create-key --name cmk-bench --size "$BENCH_KEK_BITS"; } >"$LOGS/kv-admin.log" 2>&1; then
+    note kv_skipped "the emulator refused the set-up: $(tail -1 "$LOGS/kv-admin.log")"
+  else
+    make_cluster cmk-kv
+    if pgctl cmk-kv -w -t 120 start >/dev/null 2>&1; then
+      stop cmk-kv
+      kv_ok=1
+      note kv_key "https://localhost:$KV_PORT/keys/cmk-bench (client secret credential, emulator at 127.0.0.1:$KV_PORT)"
+      log "cmk-kv started and stopped once (keyring created)"
+    else
+      note kv_skipped "a cmk cluster with cmk.key_url at the emulator did not start (Key Vault provider not working yet?): $(grep -E 'FATAL|ERROR' "$LOGS/cmk-kv.log" | tail -1 | cut -c1-300)"
+    fi
+  fi
+  if [ $kv_ok = 0 ]; then
+    log "SKIPPING start-up against the Key Vault emulator: $(grep '^kv_skipped=' "$INFO" | cut -d= -f2-)"
+    [ -f "$BENCH_DIR/kv/pid" ] && kill "$(cat "$BENCH_DIR/kv/pid")" 2>/dev/null || true
+  fi
+fi
+
+# ---- the benchmarks -------------------------------------------------------------
+# Start-up: the server is stopped (clean shutdown) when this runs.
+#  startup_pgctl: `pg_ctl start -w` as users run it (pg_ctl polls every 100 ms);
+#  startup_ready: `pg_ctl start -W` (no wait), then postmaster.pid polled every
+#                 5 ms until the postmaster reports "ready".
+time_starts() {
+  local s=$1 r=$2 d t0 t1 i st
+  d=$(datadir "$s")
+  for i in $(seq "$BENCH_STARTS"); do
+    t0=$(now_ns); pgctl "$s" -w -t 600 start >/dev/null || { tail "$LOGS/$s.log" >&2; die "start $s"; }; t1=$(now_ns)
+    record "$r" "$s" startup_pgctl s "$(secs "$t0" "$t1")"
+    stop "$s"
+    t0=$(now_ns)
+    pgctl "$s" -W start >/dev/null
+    while :; do
+      st=""
+      if [ -f "$d/postmaster.pid" ]; then mapfile -t pidlines < "$d/postmaster.pid" 2>/dev/null || true; st=${pidlines[7]:-}; fi
+      [[ $st == ready* ]] && break
+      (( $(now_ns) - t0 > 600000000000 )) && die "$s not ready after 600 s"
+      sleep 0.005
+    done
+    t1=$(now_ns)
+    record "$r" "$s" startup_ready s "$(secs "$t0" "$t1")"
+    stop "$s"
+  done
+}
+
+run_pgbench() {   # system round benchmark [pgbench args]
+  local s=$1 r=$2 b=$3 out tps
+  shift 3
+  out=$(pgbench -n -c "$BENCH_CLIENTS" -j "$BENCH_JOBS" -T "$BENCH_T" -h "$SOCK" -p "$(port "$s")" "$@" bench 2>&1) ||
+    { echo "$out" >&2; die "pgbench $b on $s"; }
+  echo "$out" > "$LOGS/$s.r$r.$b.log"
+  tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p')
+  [ -n "$tps" ] || { echo "$out" >&2; die "no tps from pgbench $b on $s"; }
+  record "$r" "$s" "$b" tps "$tps"
+  echo "$tps"
+}
+
+wal_msgs=$(( BENCH_WAL_MB * 16 ))   # 64 kB each
+round_of() {   # system round
+  local s=$1 r=$2 t0 t1 lsn0 lsn1 x
+  local rs; rs=$(now_ns)
+
+  time_starts "$s" "$r"
+  start "$s"
+
+  pgbench -n -S -c "$BENCH_CLIENTS" -j "$BENCH_JOBS" -T "$BENCH_WARMUP" -h "$SOCK" -p "$(port "$s")" bench >/dev/null 2>&1
+  x=$(run_pgbench "$s" "$r" select_only -S)
+  sql "$s" -c CHECKPOINT
+  local y; y=$(run_pgbench "$s" "$r" tpcb)
+
+  # WAL: one backend writes BENCH_WAL_MB of 64 kB logical messages in one
+  # transaction; its commit flushes them all.
+  sql "$s" -c CHECKPOINT
+  lsn0=$(sqlv "$s" -c "SELECT pg_current_wal_lsn()")
+  t0=$(now_ns)
+  sql "$s" -c "SELECT count(pg_logical_emit_message(true, 'cmk-bench', repeat('x', 65536))) FROM generate_series(1, $wal_msgs)" >/dev/null
+  t1=$(now_ns)
+  lsn1=$(sqlv "$s" -c "SELECT pg_current_wal_lsn()")
+  record "$r" "$s" wal_write s "$(secs "$t0" "$t1")"
+  local w; w=$(secs "$t0" "$t1")
+  [ "$r" = 1 ] && note "wal_write_mb_$s" "$(sqlv "$s" -c "SELECT round(('$lsn1'::pg_lsn - '$lsn0'::pg_lsn) / 1048576.0)")"
+
+  # COPY of the CSV into a fresh table (WAL-logged: wal_level = replica).
+  sql "$s" -c "DROP TABLE IF EXISTS copy_t" -c "CREATE TABLE copy_t (id bigint, k int, t text, ts timestamptz)" -c CHECKPOINT
+  lsn0=$(sqlv "$s" -c "SELECT pg_current_wal_lsn()")
+  t0=$(now_ns)
+  sql "$s" -c "COPY copy_t FROM '$CSV' WITH (FORMAT csv)"
+  t1=$(now_ns)
+  record "$r" "$s" copy s "$(secs "$t0" "$t1")"
+  local c; c=$(secs "$t0" "$t1")
+  if [ "$r" = 1 ]; then
+    note "copy_wal_mb_$s" "$(sqlv "$s" -c "SELECT round((pg_current_wal_lsn() - '$lsn0'::pg_lsn) / 1048576.0)")"
+    note "copy_table_size_$s" "$(sqlv "$s" -c "SELECT pg_size_pretty(pg_total_relation_size('copy_t'))")"
+  fi
+  sql "$s" -c "DROP TABLE copy_t" -c CHECKPOINT
+
+  # Sort spilling to temporary files.
+  t0=$(now_ns)
+  sql "$s" -c "SET work_mem = '$BENCH_WORK_MEM'" -c "SET max_parallel_workers_per_gather = 0" \
+      -c "SELECT count(*) FROM (SELECT k FROM sort_src ORDER BY k) s" >/dev/null
+  t1=$(now_ns)
+  record "$r" "$s" sort s "$(secs "$t0" "$t1")"
+  local o; o=$(secs "$t0" "$t1")
+
+  stop "$s"
+  log "round $r $s: -S $x tps, tpcb $y tps, WAL $w s, COPY $c s, sort $o s ($(secs "$rs" "$(now_ns)") s)"
+}
+
+for r in $(seq "$BENCH_ROUNDS"); do
+  for s in "${SYSTEMS[@]}"; do
+    round_of "$s" "$r"
+  done
+  if [ $kv_ok = 1 ]; then
+    time_starts cmk-kv "$r"
+    log "round $r cmk-kv: $BENCH_STARTS + $BENCH_STARTS starts"
+  fi
+done
+
+# Make sure cmk really encrypted what it wrote in this run: the md5 text of
+# sort_src's first row must be in plain's data files and not in cmk's, and the
+# WAL benchmark's message prefix must not be in cmk's WAL.
+found() { grep -rlqa "$1" "$2" 2>/dev/null && echo found || echo absent; }
+if [[ " ${SYSTEMS[*]} " == *" cmk "* ]]; then
+  note cmk_log_errors "$(grep -c -E 'ERROR|FATAL|PANIC' "$LOGS/cmk.log" || true)"
+  m=$(printf 1 | md5sum | cut -c1-32)
+  note check_pages "sort_src's '$m' in base/: plain $(found "$m" "$(datadir plain)/base"), cmk $(found "$m" "$(datadir cmk)/base")"
+  note check_wal "'cmk-bench' in pg_wal/: plain $(found cmk-bench "$(datadir plain)/pg_wal"), cmk $(found cmk-bench "$(datadir cmk)/pg_wal")"
+fi
+[ $kv_ok = 1 ] && [ -f "$BENCH_DIR/kv/pid" ] && kill "$(cat "$BENCH_DIR/kv/pid")" 2>/dev/null || true
+log "suite done"

@@ -75,7 +75,7 @@ cmk_key_memory_init(void)
 	rc = cmk_core_open_keys(DataDir, cmk_key_url, &settings, cmk_encrypted_data_exists, DataDir,
 							cmk_keys, &messages, &err);
 	for (line = strtok(messages.log, "\n"); line; line = strtok(NULL, "\n"))
-		ereport(LOG, (errmsg("cmk: %s", line)));
+		ereport(LOG, (errmsg("cmk: %s", strncmp(line, "cmk: ", 5) == 0 ? line + 5 : line)));
 	if (rc != 0)
 		report_core_error(FATAL, "cannot open the keyring", &err);
 	for (line = strtok(messages.warnings, "\n"); line; line = strtok(NULL, "\n"))

@@ -1,7 +1,8 @@
-# Encrypted pages are useless without cmk: a server started without it
-# reports invalid pages instead of returning data, and once cmk is back every
-# row is intact. cmk itself refuses to load any other way than
-# shared_preload_libraries.
+# Encrypted data is useless without cmk: a server started without it cannot
+# read its encrypted WAL and refuses to start (changing no file); with the
+# WAL decrypted by pg_cmk it starts but reports invalid pages instead of
+# returning data; once cmk is back every row is intact. cmk itself refuses
+# to load any other way than shared_preload_libraries.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -23,6 +24,14 @@ $node->stop;
 
 # Later lines of postgresql.conf win: take cmk out.
 $node->append_conf('postgresql.conf', "shared_preload_libraries = ''\nautovacuum = off\n");
+my $fp = dir_fingerprint($node->data_dir);
+my $offset = -s $node->logfile;
+ok(!$node->start(fail_ok => 1), 'without cmk the server does not start');
+like(slurp_log_since($node, $offset), qr/PANIC:  could not locate a valid checkpoint record/,
+	'because it cannot read its encrypted WAL');
+is(fingerprint_diff($fp, dir_fingerprint($node->data_dir)), '', 'and the refused start changed no file');
+
+command_ok([ 'pg_cmk', 'wal', 'decrypt', '-D', $node->data_dir ], 'pg_cmk decrypts the WAL in place');
 $node->start;
 my ($ret, $out, $err) = $node->psql('postgres', 'SELECT v FROM t ORDER BY id LIMIT 5');
 isnt($ret, 0, 'without cmk, reading the table fails');
@@ -41,7 +50,8 @@ isnt($ret, 0, 'CREATE EXTENSION cmk without shared_preload_libraries is refused'
 like($err, qr/cmk must be loaded via shared_preload_libraries/, 'with the same message');
 $plain->stop;
 
-# Put cmk back: drop the override lines.
+# Put cmk back: WAL encrypted again, override lines dropped.
+command_ok([ 'pg_cmk', 'wal', 'encrypt', '-D', $node->data_dir ], 'pg_cmk encrypts the WAL again');
 my $conf = slurp_file($node->data_dir . '/postgresql.conf');
 $conf =~ s/^shared_preload_libraries = ''\nautovacuum = off\n//m;
 open(my $fh, '>', $node->data_dir . '/postgresql.conf') or die;

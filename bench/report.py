@@ -295,6 +295,21 @@ add(f"- **Sort**: `SET work_mem = '{settings.get('BENCH_WORK_MEM')}'; SET max_pa
     f"with cmk, decrypted); plan: `{info.get('sort_plan', '?')}`.")
 add("- **Start-up**: a clean shutdown before each start, so no recovery; with cmk the postmaster reads "
     "the keyring and unwraps the DEK with the KEK before it accepts connections.")
+gate_path = os.path.join(raw, "gate.csv")
+if os.path.exists(gate_path):
+    gates = list(csv.DictReader(open(gate_path, encoding="utf-8")))
+    limit = float(settings.get("BENCH_QUIET_BUSY", "0.2") or 0.2)
+    busy = [g for g in gates if float(g["busy"] or 0) > limit]
+    waited = sum(int(g["waited"] or 0) for g in gates)
+    add(f"- **Shared machine**: other engineers build and test on this machine during the run. Before each "
+        f"system's round (and before the cipher benchmark: {machine.get('cipher_gate', '?')}) the suite waits "
+        f"until at most {limit:.0%} of the CPU time is busy (`bench/quiet.sh`, at most "
+        f"{settings.get('BENCH_QUIET_WAIT')} s): it waited {waited} s in all"
+        + (f"; {len(busy)} of {len(gates)} rounds still started on a busy machine ("
+           + ", ".join(f"round {g['round']} {g['system']} {float(g['busy']):.0%}" for g in busy) + ")"
+           if busy else f", and all {len(gates)} rounds started on a quiet machine")
+        + ". Work that starts in the middle of a round is not detected; the medians and the alternation "
+          "are the defence, and the ± spreads show where it mattered.")
 if info.get("check_pages"):
     add(f"- **Checks after the run**: {info['check_pages']}; {info.get('check_wal', '')}; "
         f"ERROR/FATAL/PANIC lines in cmk's server log: {info.get('cmk_log_errors', '?')}. "

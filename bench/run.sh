@@ -29,6 +29,10 @@
 #   BENCH_KV             1: also time start-up with the KEK in the Key Vault
 #                        emulator (test/kv_emulator), 0: skip      [1]
 #   BENCH_KEK_BITS       RSA size of the KEKs (file and emulator)  [3072]
+#   BENCH_QUIET_BUSY, BENCH_QUIET_WAIT  before each system's round (and the
+#                        cipher benchmark) wait while more than this fraction
+#                        of the CPUs is busy with other work, at most this
+#                        many seconds (bench/quiet.sh)             [0.2 300 / 0.2 30]
 #   BENCH_DIR            where clusters live (on disk)             [/var/tmp/cmk-bench]
 #   BENCH_CSV_DIR        where the COPY file is written (tmpfs)    [/dev/shm/cmk-bench]
 #   BENCH_OUT            report directory  [bench/results, quick: bench/results/quick]
@@ -62,6 +66,8 @@ q() { if [ "$quick" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 : "${BENCH_SYSTEMS:=plain cmk gocryptfs}"
 : "${BENCH_KV:=1}"
 : "${BENCH_KEK_BITS:=3072}"
+: "${BENCH_QUIET_BUSY:=0.2}"
+: "${BENCH_QUIET_WAIT:=$(q 300 30)}"
 : "${BENCH_DIR:=/var/tmp/cmk-bench}"
 : "${BENCH_CSV_DIR:=/dev/shm/cmk-bench}"
 : "${BENCH_OUT:=$(q "$repo/bench/results" "$repo/bench/results/quick")}"
@@ -69,7 +75,7 @@ q() { if [ "$quick" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 settings=(BENCH_QUICK BENCH_ROUNDS BENCH_T BENCH_WARMUP BENCH_CLIENTS BENCH_JOBS BENCH_SCALE
           BENCH_SHARED_BUFFERS BENCH_COPY_ROWS BENCH_SORT_ROWS BENCH_WORK_MEM BENCH_WAL_MB
           BENCH_STARTS BENCH_CIPHER_ROUNDS BENCH_CIPHER_SECS BENCH_SYSTEMS BENCH_KV BENCH_KEK_BITS
-          BENCH_DIR BENCH_CSV_DIR)
+          BENCH_QUIET_BUSY BENCH_QUIET_WAIT BENCH_DIR BENCH_CSV_DIR)
 BENCH_QUICK=$quick
 
 case "$BENCH_DIR" in /*) ;; *) echo "BENCH_DIR must be absolute" >&2; exit 1 ;; esac
@@ -219,6 +225,7 @@ cat "$BENCH_DIR/out/machine.txt"
 
 # ---- page cipher microbenchmark ---------------------------------------------
 say "Page cipher (bench/cipher.sh $BENCH_CIPHER_ROUNDS $BENCH_CIPHER_SECS)"
+echo "cipher_gate=$(bash "$here/quiet.sh" "$BENCH_QUIET_BUSY" "$BENCH_QUIET_WAIT")" | tee -a "$BENCH_DIR/out/machine.txt"
 bash "$here/cipher.sh" "$BENCH_CIPHER_ROUNDS" "$BENCH_CIPHER_SECS" | tee "$BENCH_DIR/out/cipher.txt"
 
 # ---- the suite, as postgres ---------------------------------------------------

@@ -20,6 +20,8 @@ mkdir -p "$SOCK" "$LOGS"
 SAMPLES="$OUT/samples.csv"
 INFO="$OUT/info.txt"
 echo "round,system,benchmark,unit,value" > "$SAMPLES"
+GATE="$OUT/gate.csv"
+echo "round,system,busy,waited" > "$GATE"
 : > "$INFO"
 
 KV_TENANT=72f988bf-86f1-41af-91ab-2d7cd011db47
@@ -252,14 +254,24 @@ round_of() {   # system round
   local o; o=$(secs "$t0" "$t1")
 
   stop "$s"
-  log "round $r $s: -S $x tps, tpcb $y tps, WAL $w s, COPY $c s, sort $o s ($(secs "$rs" "$(now_ns)") s)"
+  log "round $r $s (load $(cut -d" " -f1-3 /proc/loadavg)): -S $x tps, tpcb $y tps, WAL $w s, COPY $c s, sort $o s ($(secs "$rs" "$(now_ns)") s)"
+}
+
+# Waits for the machine to be quiet (other people's work) and notes it.
+gate() {   # round system
+  local g
+  g=$(bash "$BENCH_REPO/bench/quiet.sh" "$BENCH_QUIET_BUSY" "$BENCH_QUIET_WAIT")
+  echo "$1,$2,$(echo "$g" | sed 's/busy=\([0-9.]*\) waited=\([0-9]*\)/\1,\2/')" >> "$GATE"
+  echo "$g"
 }
 
 for r in $(seq "$BENCH_ROUNDS"); do
   for s in "${SYSTEMS[@]}"; do
+    log "round $r $s: quiet gate: $(gate "$r" "$s")"
     round_of "$s" "$r"
   done
   if [ $kv_ok = 1 ]; then
+    log "round $r cmk-kv: quiet gate: $(gate "$r" cmk-kv)"
     time_starts cmk-kv "$r"
     log "round $r cmk-kv: $BENCH_STARTS + $BENCH_STARTS starts"
   fi

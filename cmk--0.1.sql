@@ -10,7 +10,13 @@ CREATE FUNCTION cmk_status(
     OUT key_generation integer,
     OUT wrap_algorithm text,
     OUT key_created_at timestamptz,
-    OUT state text)
+    OUT state text,
+    OUT last_check_result text,
+    OUT last_check timestamptz,
+    OUT last_success timestamptz,
+    OUT last_error text,
+    OUT inaccessible_reason text,
+    OUT worker_pid integer)
 RETURNS record
 AS 'MODULE_PATHNAME', 'cmk_status'
 LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
@@ -27,9 +33,42 @@ RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'cmk_relation_pages'
 LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
 
--- Both reveal how data is protected: only superusers and those granted.
+CREATE FUNCTION cmk_events(
+    OUT event_time timestamptz,
+    OUT event text,
+    OUT key_id text,
+    OUT outcome text,
+    OUT detail text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'cmk_events'
+LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+
+CREATE VIEW cmk_events AS SELECT * FROM cmk_events();
+
+CREATE FUNCTION cmk_rotate_key(key_url text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'cmk_rotate_key'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+
+-- The key administrator's role: may rotate the KEK and read the status and
+-- events, nothing else (no table access). Roles are cluster-wide: created
+-- once, kept if the extension is dropped.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'cmk_key_admin') THEN
+        CREATE ROLE cmk_key_admin NOLOGIN;
+    END IF;
+END
+$$;
+
+-- Everything reveals or changes how data is protected: only superusers and those granted.
 REVOKE ALL ON FUNCTION cmk_status() FROM PUBLIC;
 REVOKE ALL ON cmk_status FROM PUBLIC;
 REVOKE ALL ON FUNCTION cmk_relation_pages(regclass) FROM PUBLIC;
-GRANT SELECT ON cmk_status TO pg_monitor;
-GRANT EXECUTE ON FUNCTION cmk_status() TO pg_monitor;
+REVOKE ALL ON FUNCTION cmk_events() FROM PUBLIC;
+REVOKE ALL ON cmk_events FROM PUBLIC;
+REVOKE ALL ON FUNCTION cmk_rotate_key(text) FROM PUBLIC;
+GRANT SELECT ON cmk_status, cmk_events TO pg_monitor, cmk_key_admin;
+GRANT EXECUTE ON FUNCTION cmk_status(), cmk_events() TO pg_monitor, cmk_key_admin;
+GRANT EXECUTE ON FUNCTION cmk_rotate_key(text) TO cmk_key_admin;
+GRANT ALTER SYSTEM ON PARAMETER cmk.key_url TO cmk_key_admin;

@@ -4,11 +4,13 @@
 
 #include "error.h"
 #include "key_derivation.h"
+#include "key_lifecycle.h"
 #include "key_store.h"
 #include "wal_page.h"
 #include "xts_cipher.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 
@@ -128,6 +130,114 @@ CMK_EXPORT int cmk_core_open_keys(const char* datadir, const char* key_url, cons
     }
     return rc;
 }
+
+namespace {
+
+std::vector<cmk::UnwrappedGeneration> deks_of(const cmk_key_state* state) {
+    std::vector<cmk::UnwrappedGeneration> out;
+    for (uint32_t i = 0; i < state->n_slots; i++) {
+        const cmk_key_slot& slot = state->slots[i];
+        if (slot.generation == 0) continue;
+        out.push_back({slot.generation, cmk::SecureBytes(slot.dek, slot.dek + CMK_DEK_BYTES)});
+    }
+    return out;
+}
+
+cmk::Keyring read_keyring(const char* datadir) {
+    std::string path = cmk::keyring_path(datadir);
+    auto file = cmk::read_file_if_exists(path);
+    if (!file) throw cmk::Error(cmk::ErrorKind::KeyringCorrupt, "keyring \"" + path + "\" is missing");
+    return cmk::decode_keyring(*file);
+}
+
+// Runs body with a ProviderSettings whose log lines end up in *messages.
+template <typename Body>
+int with_provider_log(const cmk_provider_settings* settings, cmk_messages* messages, cmk_error* err, Body&& body) {
+    std::vector<std::string> log;
+    int rc = guarded(err, [&] {
+        cmk::ProviderSettings ps = to_settings(settings);
+        ps.log = [&log](const std::string& line) { log.push_back(line); };
+        body(ps);
+    });
+    if (messages) {
+        messages->warnings[0] = '\0';
+        try {
+            copy_text(messages->log, sizeof messages->log, join_lines(log));
+        } catch (...) {
+            messages->log[0] = '\0';
+        }
+    }
+    return rc;
+}
+
+}  // namespace
+
+CMK_EXPORT int cmk_core_check_kek(const char* datadir, const cmk_key_state* state, const cmk_provider_settings* settings,
+                                  int want_newest, cmk_kek_check* out, cmk_messages* messages, cmk_error* err) {
+    return with_provider_log(settings, messages, err, [&](const cmk::ProviderSettings& ps) {
+        cmk::Keyring k = read_keyring(datadir);
+        std::vector<cmk::UnwrappedGeneration> deks = deks_of(state);
+        const cmk::SecureBytes* dek = nullptr;
+        for (const auto& g : deks)
+            if (g.generation == k.current_generation) dek = &g.dek;
+        if (!dek) throw cmk::Error(cmk::ErrorKind::Internal, "the current key generation is not in memory");
+        cmk::KekCheck c = cmk::check_kek(k, *dek, ps, want_newest != 0);
+        std::memset(out, 0, sizeof *out);
+        copy_text(out->current_version, sizeof out->current_version, c.current.version);
+        copy_text(out->newest_version, sizeof out->newest_version, c.newest_version);
+        out->enabled = c.current.enabled ? 1 : 0;
+        out->expires = c.current.expires ? *c.current.expires : 0;
+    });
+}
+
+CMK_EXPORT int cmk_core_rewrap_keyring(const char* datadir, const cmk_key_state* state, const char* new_key_url,
+                                       const cmk_provider_settings* settings, uint8_t** bytes, size_t* len,
+                                       cmk_messages* messages, cmk_error* err) {
+    *bytes = nullptr;
+    *len = 0;
+    return with_provider_log(settings, messages, err, [&](const cmk::ProviderSettings& ps) {
+        std::vector<cmk::UnwrappedGeneration> deks = deks_of(state);
+        cmk::Keyring next = cmk::rewrap_keyring(read_keyring(datadir), deks, new_key_url ? new_key_url : "", ps);
+        const cmk::SecureBytes* dek = nullptr;
+        for (const auto& g : deks)
+            if (g.generation == next.current_generation) dek = &g.dek;
+        if (!dek) throw cmk::Error(cmk::ErrorKind::Internal, "the current key generation is not in memory");
+        cmk::Bytes file = cmk::encode_keyring(next, cmk::derive_keys(dek->data(), dek->size()).keyring_mac);
+        uint8_t* out = static_cast<uint8_t*>(std::malloc(file.size()));
+        if (!out) throw std::bad_alloc();
+        std::memcpy(out, file.data(), file.size());
+        *bytes = out;
+        *len = file.size();
+    });
+}
+
+CMK_EXPORT int cmk_core_install_keyring(const char* datadir, const uint8_t* bytes, size_t len, cmk_key_state* state,
+                                        const cmk_provider_settings* settings, cmk_messages* messages, cmk_error* err) {
+    return with_provider_log(settings, messages, err, [&](const cmk::ProviderSettings& ps) {
+        std::vector<cmk::UnwrappedGeneration> deks = deks_of(state);
+        size_t known = deks.size();
+        cmk::Keyring k = cmk::install_keyring(datadir, cmk::Bytes(bytes, bytes + len), deks, ps);
+        // New generations first (slots are only appended), then the ids.
+        for (size_t i = known; i < deks.size() && state->n_slots < CMK_MAX_GENERATIONS; i++) {
+            cmk_key_slot& slot = state->slots[state->n_slots];
+            std::memcpy(slot.dek, deks[i].dek.data(), CMK_DEK_BYTES);
+            slot.generation = deks[i].generation;
+            __atomic_thread_fence(__ATOMIC_RELEASE);
+            state->n_slots++;
+        }
+        const cmk::KeyringEntry& cur = k.current();
+        copy_text(state->kek_base, sizeof state->kek_base, cur.wrapped.kek_base);
+        copy_text(state->kek_version, sizeof state->kek_version, cur.wrapped.kek_version);
+        copy_text(state->wrap_algorithm, sizeof state->wrap_algorithm, cur.wrapped.algorithm);
+        state->created_at = static_cast<int64_t>(cur.created_at);
+        __atomic_thread_fence(__ATOMIC_RELEASE);
+        state->current_generation = k.current_generation;
+        cmk::KeyUrl url = cmk::parse_key_url(cur.wrapped.kek_base);
+        copy_text(state->provider, sizeof state->provider, url.kind == cmk::KeyUrl::Kind::File ? "file" : "azure-key-vault");
+    });
+}
+
+CMK_EXPORT void cmk_core_free(void* p) { std::free(p); }
 
 CMK_EXPORT int cmk_core_check_key_url(const char* key_url, cmk_error* err) {
     return guarded(err, [&] { cmk::parse_key_url(key_url ? key_url : ""); });

@@ -94,6 +94,37 @@ int			cmk_core_open_keys(const char *datadir, const char *key_url,
 							   cmk_key_state *state, cmk_messages *warnings,
 							   cmk_error *err);
 
+/* The KEK check of the background worker: reads the exact current KEK
+ * version and unwraps the current generation (must equal the DEK in use);
+ * with want_newest, also learns the newest enabled version of that key. */
+typedef struct cmk_kek_check
+{
+	char		current_version[128];
+	char		newest_version[128];
+	int			enabled;
+	int64_t		expires;		/* unix seconds, 0 = none */
+} cmk_kek_check;
+
+int			cmk_core_check_kek(const char *datadir, const cmk_key_state *state,
+							   const cmk_provider_settings *settings, int want_newest,
+							   cmk_kek_check *out, cmk_messages *messages, cmk_error *err);
+
+/* Rotation: a new keyring with every generation wrapped by new_key_url,
+ * each verified by unwrapping again. Nothing is written: *bytes (free with
+ * cmk_core_free) is the new file, to be WAL-logged and then installed. */
+int			cmk_core_rewrap_keyring(const char *datadir, const cmk_key_state *state,
+									const char *new_key_url, const cmk_provider_settings *settings,
+									uint8_t **bytes, size_t *len, cmk_messages *messages, cmk_error *err);
+
+/* Installs keyring bytes (after WAL-logging them, or in WAL redo): unwraps
+ * generations *state does not hold yet, verifies the MAC, writes the file
+ * atomically and updates *state (KEK ids, new generations). */
+int			cmk_core_install_keyring(const char *datadir, const uint8_t *bytes, size_t len,
+									 cmk_key_state *state, const cmk_provider_settings *settings,
+									 cmk_messages *messages, cmk_error *err);
+
+void		cmk_core_free(void *p);
+
 /* Validates a key URL without contacting anything. */
 int			cmk_core_check_key_url(const char *key_url, cmk_error *err);
 

@@ -12,6 +12,7 @@
 
 #include "pg/cmk.h"
 #include "pg/file_io.h"
+#include "pg/lifecycle.h"
 
 PG_MODULE_MAGIC;
 
@@ -21,10 +22,11 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 
 /* Runs in the postmaster once every preloaded library is loaded. */
 static void
-cmk_shmem_request(void)
+cmk_shmem_request_all(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
+	cmk_shmem_request();
 	/* Extensions that write user data through their own imports. */
 	cmk_io_binding_install_in("/pg_stat_statements.so");
 }
@@ -61,5 +63,9 @@ _PG_init(void)
 	cmk_io_binding_install();
 
 	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = cmk_shmem_request;
+	shmem_request_hook = cmk_shmem_request_all;
+	cmk_shmem_startup();
+	cmk_keyring_rmgr_register();
+	cmk_access_gate_init();
+	cmk_key_worker_register();
 }

@@ -7,6 +7,7 @@
 #include "utils/guc.h"
 
 #include "pg/cmk.h"
+#include "pg/lifecycle.h"
 
 char	   *cmk_key_url = NULL;
 char	   *cmk_key_wrap_algorithm = NULL;
@@ -15,6 +16,16 @@ char	   *cmk_ca_file = NULL;
 char	   *cmk_key_vault_api_version = NULL;
 int			cmk_request_timeout_ms = 10000;
 int			cmk_key_unavailable_timeout_ms = 60000;
+int			cmk_key_check_interval_s = 300;
+int			cmk_key_outage_tolerance_s = 3600;
+int			cmk_on_key_unavailable = CMK_ON_UNAVAILABLE_INACCESSIBLE;
+bool		cmk_follow_latest_version = false;
+
+static const struct config_enum_entry on_key_unavailable_options[] = {
+	{"inaccessible", CMK_ON_UNAVAILABLE_INACCESSIBLE, false},
+	{"shutdown", CMK_ON_UNAVAILABLE_SHUTDOWN, false},
+	{NULL, 0, false}
+};
 
 static bool
 check_key_url(char **newval, void **extra, GucSource source)
@@ -88,6 +99,24 @@ cmk_guc_init(void)
 							"How long retries of one key operation may take in total before it fails.",
 							NULL, &cmk_key_unavailable_timeout_ms, 60000, 0, 3600000, PGC_POSTMASTER,
 							GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cmk.key_check_interval",
+							"How often the key worker checks that the key encryption key still works.",
+							"Each check reads the key's properties and unwraps the current data encryption key.",
+							&cmk_key_check_interval_s, 300, 1, 86400, PGC_SIGHUP,
+							GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("cmk.key_outage_tolerance",
+							"How long Key Vault may stay unreachable (timeouts, 429, 5xx) before the server becomes inaccessible.",
+							NULL, &cmk_key_outage_tolerance_s, 3600, 0, 30 * 86400, PGC_SIGHUP,
+							GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomEnumVariable("cmk.on_key_unavailable",
+							 "What happens when the key encryption key is definitely unavailable: inaccessible or shutdown.",
+							 "inaccessible refuses connections and ends sessions until the key works again; shutdown stops the server.",
+							 &cmk_on_key_unavailable, CMK_ON_UNAVAILABLE_INACCESSIBLE, on_key_unavailable_options,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("cmk.follow_latest_version",
+							 "Adopt a newer enabled version of the key by itself (when cmk.key_url names no version).",
+							 NULL, &cmk_follow_latest_version, false, PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("cmk");
 }

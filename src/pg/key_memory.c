@@ -15,6 +15,7 @@
 #include "storage/ipc.h"
 
 #include "pg/cmk.h"
+#include "pg/lifecycle.h"
 
 cmk_key_state *cmk_keys = NULL;
 static size_t cmk_keys_size = 0;
@@ -80,11 +81,14 @@ cmk_key_memory_init(void)
 		report_core_error(FATAL, "cannot open the keyring", &err);
 	for (line = strtok(messages.warnings, "\n"); line; line = strtok(NULL, "\n"))
 		ereport(WARNING, (errmsg("cmk: %s", line)));
-	ereport(LOG,
-			(errmsg("cmk: %s keyring %s, key generation %u, wrapped by %s (version %s)",
-					cmk_keys->keyring_created ? "created" : "opened",
-					"pg_cmk/keyring", cmk_keys->current_generation,
-					cmk_keys->kek_base, cmk_keys->kek_version)));
+	{
+		char		kek[700];
+
+		cmk_kek_id(kek, sizeof(kek));
+		cmk_event(cmk_keys->keyring_created ? "keyring_created" : "keyring_opened", kek, "ok",
+				  psprintf("key generation %u unwrapped at start-up (KEK version %s)",
+						   cmk_keys->current_generation, cmk_keys->kek_version));
+	}
 
 	/* Set up the current generation's ciphers here, to be inherited. */
 	(void) cmk_cipher_for(cmk_keys->current_generation, CMK_PURPOSE_DATA_PAGES);

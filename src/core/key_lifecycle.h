@@ -1,0 +1,41 @@
+// The KEK's life after start-up (DESIGN.md "Key lifecycle"): checking that
+// the KEK that wraps the keyring still works, re-wrapping every generation
+// under a new KEK (rotation), and installing a keyring that arrived through
+// WAL on a standby. The DEKs themselves never change here.
+#pragma once
+#include "core_guard.h"
+
+#include "key_store.h"
+
+#include <string>
+#include <vector>
+
+namespace cmk {
+
+struct KekCheck {
+    KeyProperties current;        // the version that wraps the keyring
+    std::string newest_version;   // of the same key, when asked and readable; may equal current.version
+};
+
+// Reads the current KEK's properties (that exact version) and unwraps the
+// current generation, which must give `current_dek`. With want_newest, also
+// reads the key without version to learn its newest enabled version (an
+// error there is not the current key's problem and is ignored).
+KekCheck check_kek(const Keyring& keyring, const SecureBytes& current_dek, const ProviderSettings& settings,
+                   bool want_newest);
+
+// A new keyring whose every generation is wrapped by new_key_url (with the
+// version it names, or the newest), each checked by unwrapping again. The
+// DEKs come from `deks` and must match the keyring's key check values.
+Keyring rewrap_keyring(const Keyring& keyring, const std::vector<UnwrappedGeneration>& deks,
+                       const std::string& new_key_url, const ProviderSettings& settings);
+
+// Encodes and writes a keyring (MAC with the current generation's DEK).
+Bytes write_keyring(const std::string& datadir, const Keyring& keyring, const std::vector<UnwrappedGeneration>& deks);
+
+// Installs keyring bytes (from WAL): decodes them, unwraps generations not in
+// `deks` (appending them), verifies the MAC, writes the file.
+Keyring install_keyring(const std::string& datadir, const Bytes& file, std::vector<UnwrappedGeneration>& deks,
+                        const ProviderSettings& settings);
+
+}  // namespace cmk

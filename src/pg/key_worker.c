@@ -1,0 +1,228 @@
+/*
+ * The key worker (DESIGN.md "Key lifecycle"): every cmk.key_check_interval
+ * it reads the KEK version that wraps the keyring and unwraps the current
+ * DEK with it. Transient failures (timeouts, 429, 5xx, unreachable vault)
+ * change nothing until they last longer than cmk.key_outage_tolerance. A
+ * definite denial (key disabled, deleted, expired, permission removed,
+ * unwrap refused) makes the server inaccessible: new connections are refused
+ * (access_gate.c), sessions, autovacuum workers and walsenders are ended, and
+ * with cmk.on_key_unavailable = shutdown the server shuts down instead.
+ * When the key works again, access returns by itself. With
+ * cmk.follow_latest_version and a cmk.key_url without version, a newer
+ * enabled version of the key is adopted by rotating to it.
+ */
+#include "postgres.h"
+
+#include <signal.h>
+
+#include "access/xlog.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "port/atomics.h"
+#include "postmaster/interrupt.h"
+#include "tcop/tcopprot.h"
+#include "utils/memutils.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "utils/backend_status.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+
+#include "pg/cmk.h"
+#include "pg/lifecycle.h"
+
+PGDLLEXPORT void cmk_key_worker_main(Datum arg);
+
+void
+cmk_key_worker_register(void)
+{
+	BackgroundWorker worker = {0};
+
+	snprintf(worker.bgw_name, BGW_MAXLEN, "cmk key worker");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "cmk key worker");
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "cmk");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "cmk_key_worker_main");
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	worker.bgw_start_time = BgWorkerStart_PostmasterStart;
+	worker.bgw_restart_time = 5;
+	RegisterBackgroundWorker(&worker);
+}
+
+static void
+set_result(const char *result, const char *error)
+{
+	SpinLockAcquire(&cmk_status_shared->mutex);
+	cmk_status_shared->last_check = GetCurrentTimestamp();
+	strlcpy(cmk_status_shared->last_result, result, sizeof(cmk_status_shared->last_result));
+	strlcpy(cmk_status_shared->last_error, error ? error : "", sizeof(cmk_status_shared->last_error));
+	if (error == NULL)
+	{
+		cmk_status_shared->last_success = cmk_status_shared->last_check;
+		cmk_status_shared->outage_since = 0;
+	}
+	else if (cmk_status_shared->outage_since == 0)
+		cmk_status_shared->outage_since = cmk_status_shared->last_check;
+	SpinLockRelease(&cmk_status_shared->mutex);
+}
+
+/* Ends sessions and background work that could write pages. */
+static void
+end_sessions(void)
+{
+	int			n;
+
+	pgstat_clear_backend_activity_snapshot();
+	n = pgstat_fetch_stat_numbackends();
+	for (int i = 1; i <= n; i++)
+	{
+		LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
+		PgBackendStatus *be;
+
+		if (local == NULL)
+			continue;
+		be = &local->backendStatus;
+		if (be->st_procpid <= 0 || be->st_procpid == MyProcPid)
+			continue;
+		if (be->st_backendType == B_BACKEND || be->st_backendType == B_AUTOVAC_WORKER ||
+			be->st_backendType == B_WAL_SENDER)
+			kill(be->st_procpid, SIGTERM);
+	}
+}
+
+static void
+become_inaccessible(const char *kek, const char *reason)
+{
+	bool		was = cmk_status_shared->access_state == CMK_ACCESS_INACCESSIBLE;
+
+	SpinLockAcquire(&cmk_status_shared->mutex);
+	strlcpy(cmk_status_shared->reason, reason, sizeof(cmk_status_shared->reason));
+	if (!was)
+		cmk_status_shared->inaccessible_since = GetCurrentTimestamp();
+	SpinLockRelease(&cmk_status_shared->mutex);
+	cmk_status_shared->access_state = CMK_ACCESS_INACCESSIBLE;
+	pg_memory_barrier();
+
+	if (!was)
+	{
+		cmk_event("server_inaccessible", kek, "key unavailable", reason);
+		if (cmk_on_key_unavailable == CMK_ON_UNAVAILABLE_SHUTDOWN)
+		{
+			cmk_event("server_shutdown", kek, "cmk.on_key_unavailable = shutdown", reason);
+			kill(PostmasterPid, SIGINT);	/* fast shutdown */
+		}
+	}
+	end_sessions();				/* again each time: autovacuum may have started one */
+}
+
+static void
+become_accessible(const char *kek)
+{
+	if (cmk_status_shared->access_state != CMK_ACCESS_INACCESSIBLE)
+		return;
+	SpinLockAcquire(&cmk_status_shared->mutex);
+	cmk_status_shared->reason[0] = '\0';
+	cmk_status_shared->inaccessible_since = 0;
+	SpinLockRelease(&cmk_status_shared->mutex);
+	cmk_status_shared->access_state = CMK_ACCESS_ACTIVE;
+	cmk_event("server_accessible", kek, "key available again", NULL);
+}
+
+static bool
+key_url_names_version(const char *url)
+{
+	const char *keys = strstr(url, "/keys/");
+
+	return keys != NULL && strchr(keys + 6, '/') != NULL;
+}
+
+static void
+check_once(void)
+{
+	cmk_provider_settings settings;
+	cmk_messages messages;
+	cmk_kek_check check;
+	cmk_error	err;
+	char		kek[700];
+	bool		want_newest;
+	char	   *line;
+
+	want_newest = cmk_follow_latest_version && strncmp(cmk_key_url, "https://", 8) == 0 &&
+		!key_url_names_version(cmk_key_url) && !RecoveryInProgress();
+	cmk_kek_id(kek, sizeof(kek));
+	cmk_provider_settings_from_gucs(&settings);
+	if (cmk_core_check_kek(DataDir, cmk_keys, &settings, want_newest, &check, &messages, &err) == 0)
+	{
+		set_result("ok", NULL);
+		become_accessible(kek);
+		if (want_newest && check.newest_version[0] != '\0' &&
+			strcmp(check.newest_version, cmk_keys->kek_version) != 0)
+		{
+			char	   *target = psprintf("%s/%s", cmk_keys->kek_base, check.newest_version);
+
+			ereport(LOG, (errmsg("cmk: key %s has a newer enabled version %s; following it", kek, check.newest_version)));
+			PG_TRY();
+			{
+				cmk_replace_keyring(target);
+			}
+			PG_CATCH();
+			{
+				EmitErrorReport();
+				FlushErrorState();
+			}
+			PG_END_TRY();
+		}
+		return;
+	}
+
+	for (line = strtok(messages.log, "\n"); line; line = strtok(NULL, "\n"))
+		ereport(LOG, (errmsg("cmk: %s", strncmp(line, "cmk: ", 5) == 0 ? line + 5 : line)));
+	if (err.kind == CMK_ERR_TRANSIENT || err.kind == CMK_ERR_PROTOCOL)
+	{
+		TimestampTz since;
+
+		set_result("transient error", err.message);
+		since = cmk_status_shared->outage_since;
+		ereport(LOG, (errmsg("cmk: key check of %s failed, will retry: %s", kek, err.message)));
+		if (TimestampDifferenceExceeds(since, GetCurrentTimestamp(), cmk_key_outage_tolerance_s * 1000))
+			become_inaccessible(kek, psprintf("Key Vault has not answered for longer than cmk.key_outage_tolerance (%d s): %s",
+											  cmk_key_outage_tolerance_s, err.message));
+		return;
+	}
+	set_result("denied", err.message);
+	if (cmk_status_shared->access_state != CMK_ACCESS_INACCESSIBLE)
+		cmk_event("key_check", kek, "denied", err.message);
+	become_inaccessible(kek, err.message);
+}
+
+void
+cmk_key_worker_main(Datum arg)
+{
+	MemoryContext loop_context;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	cmk_status_shared->worker_pid = MyProcPid;
+	loop_context = AllocSetContextCreate(TopMemoryContext, "cmk key worker", ALLOCSET_DEFAULT_SIZES);
+
+	for (;;)
+	{
+		long		wait_ms = (long) cmk_key_check_interval_s * 1000L;
+
+		/* While inaccessible, look again soon, and keep sessions ended. */
+		if (cmk_status_shared->access_state == CMK_ACCESS_INACCESSIBLE)
+			wait_ms = Min(wait_ms, 1000L);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		MemoryContextSwitchTo(loop_context);
+		check_once();
+		MemoryContextReset(loop_context);
+	}
+}

@@ -1,0 +1,59 @@
+/* Key lifecycle glue: shared status, events, rotation, the worker. */
+#ifndef CMK_LIFECYCLE_H
+#define CMK_LIFECYCLE_H
+
+#include "datatype/timestamp.h"
+#include "storage/spin.h"
+
+typedef enum cmk_access_state
+{
+	CMK_ACCESS_ACTIVE = 0,
+	CMK_ACCESS_INACCESSIBLE = 1
+} cmk_access_state;
+
+typedef struct cmk_shared_status
+{
+	slock_t		mutex;
+	volatile int access_state;	/* cmk_access_state; read without the mutex */
+	TimestampTz last_check;
+	TimestampTz last_success;
+	TimestampTz outage_since;	/* first of the current run of transient failures */
+	TimestampTz inaccessible_since;
+	char		last_result[32];	/* ok, transient error, denied */
+	char		last_error[1024];
+	char		reason[1024];	/* why the server is inaccessible */
+	int			worker_pid;
+} cmk_shared_status;
+
+extern cmk_shared_status *cmk_status_shared;
+
+/* shmem.c */
+extern void cmk_shmem_request(void);
+extern void cmk_shmem_startup(void);
+extern struct LWLock *cmk_rotation_lock(void);
+
+/* events.c: pg_cmk/events, one line per key event; also logged */
+extern void cmk_event(const char *event, const char *key_id, const char *outcome, const char *detail);
+
+/* keyring_wal.c: keyring changes go through WAL (custom resource manager) */
+#define CMK_RMGR_ID 152
+extern void cmk_keyring_rmgr_register(void);
+extern void cmk_replace_keyring(const char *new_key_url);
+extern void cmk_kek_id(char *buf, size_t len);
+
+/* access_gate.c */
+extern void cmk_access_gate_init(void);
+
+/* key_worker.c */
+extern void cmk_key_worker_register(void);
+
+/* guc.c */
+extern int	cmk_key_check_interval_s;
+extern int	cmk_key_outage_tolerance_s;
+extern int	cmk_on_key_unavailable;
+extern bool cmk_follow_latest_version;
+
+#define CMK_ON_UNAVAILABLE_INACCESSIBLE 0
+#define CMK_ON_UNAVAILABLE_SHUTDOWN 1
+
+#endif

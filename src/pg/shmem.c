@@ -1,0 +1,55 @@
+/*
+ * cmk's part of PostgreSQL's shared memory: the status that the key worker
+ * writes and every backend reads (cmk_status, the connection gate), and the
+ * lock that serializes keyring replacements. Key material is not here: it
+ * lives in the locked segment of key_memory.c.
+ */
+#include "postgres.h"
+
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+
+#include "pg/lifecycle.h"
+
+cmk_shared_status *cmk_status_shared = NULL;
+
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+void
+cmk_shmem_request(void)
+{
+	RequestAddinShmemSpace(MAXALIGN(sizeof(cmk_shared_status)));
+	RequestNamedLWLockTranche("cmk", 1);
+}
+
+static void
+startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	cmk_status_shared = ShmemInitStruct("cmk status", sizeof(cmk_shared_status), &found);
+	if (!found)
+	{
+		memset(cmk_status_shared, 0, sizeof(cmk_shared_status));
+		SpinLockInit(&cmk_status_shared->mutex);
+		strlcpy(cmk_status_shared->last_result, "not checked yet", sizeof(cmk_status_shared->last_result));
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+cmk_shmem_startup(void)
+{
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = startup;
+}
+
+LWLock *
+cmk_rotation_lock(void)
+{
+	return &GetNamedLWLockTranche("cmk")[0].lock;
+}

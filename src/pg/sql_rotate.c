@@ -1,0 +1,56 @@
+/*
+ * cmk_rotate_key(key_url): points the server at another KEK (a new version
+ * of the same key, or another key or vault): every generation is re-wrapped
+ * by the new key and checked by unwrapping again, the keyring is replaced
+ * atomically (through WAL, so standbys follow), and cmk.key_url is set with
+ * ALTER SYSTEM so that configuration and keyring agree. Superusers and
+ * members of cmk_key_admin may call it (EXECUTE is granted to that role).
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "nodes/makefuncs.h"
+#include "nodes/parsenodes.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+
+#include "pg/cmk.h"
+#include "pg/lifecycle.h"
+
+PG_FUNCTION_INFO_V1(cmk_rotate_key);
+
+Datum
+cmk_rotate_key(PG_FUNCTION_ARGS)
+{
+	char	   *url = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	cmk_error	err;
+	AlterSystemStmt *stmt;
+	VariableSetStmt *set;
+	A_Const    *value;
+	char		id[700];
+
+	if (cmk_core_check_key_url(url, &err) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cmk: %s", err.message),
+				 err.detail[0] ? errdetail("%s", err.detail) : 0,
+				 err.hint[0] ? errhint("%s", err.hint) : 0));
+
+	cmk_replace_keyring(url);
+
+	/* Configuration follows the keyring: ALTER SYSTEM SET cmk.key_url. */
+	value = makeNode(A_Const);
+	value->val.sval.type = T_String;
+	value->val.sval.sval = url;
+	value->location = -1;
+	set = makeNode(VariableSetStmt);
+	set->kind = VAR_SET_VALUE;
+	set->name = "cmk.key_url";
+	set->args = list_make1(value);
+	stmt = makeNode(AlterSystemStmt);
+	stmt->setstmt = set;
+	AlterSystemSetConfigFile(stmt);
+
+	cmk_kek_id(id, sizeof(id));
+	PG_RETURN_TEXT_P(cstring_to_text(id));
+}

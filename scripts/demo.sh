@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # The cmk demo: installs what is needed, builds and installs cmk, then, as
-# the postgres user, creates an encrypted cluster with a local KEK, stores a
-# secret, shows that the raw files do not contain it (and that a plain
-# cluster's files do), and shows cmk_status. Leaves nothing running.
-# Usage (as root, on Debian 12): bash scripts/demo.sh
+# the postgres user:
+#  1. starts the local Azure Key Vault emulator (test/kv_emulator), creates
+#     an RSA key and an application identity allowed to wrap and unwrap;
+#  2. starts an encrypted cluster whose KEK is that key, stores a secret,
+#     and shows that grep finds it in a plain cluster's files but not in the
+#     encrypted cluster's, then cmk_status and the vault's audit log of the
+#     unwrap;
+#  3. rotates the key in the vault and points the server at the new version;
+#  4. revokes the server's permission: the server becomes inaccessible;
+#     grants it back: the server comes back by itself, every row intact.
+# Leaves nothing running. Usage (as root, on Debian 12): bash scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,11 +19,14 @@ make -s -j"$(nproc)" >/dev/null
 make -s install >/dev/null
 
 demo=$(mktemp -d /tmp/cmk-demo.XXXXXX)
-chown postgres: "$demo"
+cp -r test/kv_emulator "$demo/kv_emulator"
+chown -R postgres: "$demo"
 cleanup() {
   for d in "$demo/encrypted" "$demo/plain"; do
     [ -f "$d/postmaster.pid" ] && runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$d" -m fast stop >/dev/null 2>&1 || true
   done
+  [ -f "$demo/kv/pid" ] && kill "$(cat "$demo/kv/pid")" 2>/dev/null || true
+  sleep 0.5
   rm -rf "$demo"
 }
 trap cleanup EXIT
@@ -24,12 +34,22 @@ trap cleanup EXIT
 runuser -u postgres -- env DEMO="$demo" PATH="/usr/lib/postgresql/15/bin:$PATH" bash -euo pipefail <<'EOS'
 cd "$DEMO"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+kv() { python3 "$DEMO/kv_emulator/kv_emulator.py" admin --state-dir "$DEMO/kv" "$@"; }
+field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {"d": d}))' "$1"; }
 secret='the-launch-code-is-0451'
+tenant=72f988bf-0000-4000-8000-00000000cafe
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
-say "A key encryption key (KEK): a local RSA key, standing in for Azure Key Vault"
-openssl genpkey -quiet -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out kek.pem
-chmod 600 kek.pem
-ls -l kek.pem
+say "1. A local Azure Key Vault (the emulator) with an RSA key and the server's identity"
+python3 "$DEMO/kv_emulator/kv_emulator.py" serve --state-dir "$DEMO/kv" --port "$port" --tenant "$tenant" >"$DEMO/kv.log" 2>&1 &
+for i in $(seq 300); do [ -f "$DEMO/kv/ready" ] && break; sleep 0.1; done
+vault="https://localhost:$port"
+kv add-identity --tenant "$tenant" --client-id pg-server --secret 'demo-only-secret' >/dev/null
+kv grant --client-id pg-server --permissions get,wrapKey,unwrapKey >/dev/null
+kid=$(kv create-key --name cmk-kek --size 3072 | field 'd["key"]["kid"]')
+echo "key: $kid"
+echo "the server's identity: pg-server, with get, wrapKey, unwrapKey (secret in its environment, not in postgresql.conf)"
+export AZURE_AUTHORITY_HOST="$vault" AZURE_TENANT_ID="$tenant" AZURE_CLIENT_ID=pg-server AZURE_CLIENT_SECRET=demo-only-secret
 
 for kind in encrypted plain; do
   initdb -D "$kind" --data-checksums -A trust >/dev/null
@@ -41,41 +61,58 @@ EOC
 done
 cat >> encrypted/postgresql.conf <<EOC
 shared_preload_libraries = 'cmk'
-cmk.key_url = 'file:$DEMO/kek.pem'
+cmk.key_url = '$vault/keys/cmk-kek'
+cmk.auth = 'client-secret'
+cmk.ca_file = '$DEMO/kv/ca.pem'
+cmk.key_check_interval = '2s'
 EOC
 
-say "Start the encrypted cluster: postgresql.conf has"
-tail -2 encrypted/postgresql.conf
+say "2. Start the encrypted cluster; postgresql.conf has"
+tail -5 encrypted/postgresql.conf
 pg_ctl -D encrypted -l encrypted.log -w start >/dev/null
 pg_ctl -D plain -l plain.log -w start >/dev/null
-grep 'cmk:' encrypted.log
+grep -o 'cmk: keyring_created.*' encrypted.log
 
-for port in 5433 5434; do
-  psql -X -q -h "$DEMO" -p $port -d postgres <<EOQ
+for port_ in 5433 5434; do
+  psql -X -q -h "$DEMO" -p $port_ -d postgres <<EOQ
 CREATE TABLE accounts (id int PRIMARY KEY, owner text, note text);
 INSERT INTO accounts SELECT g, 'owner ' || g, '$secret' FROM generate_series(1, 10000) g;
 CHECKPOINT;
 EOQ
 done
 psql -X -q -h "$DEMO" -p 5433 -d postgres -c 'CREATE EXTENSION cmk'
+P="psql -X -h $DEMO -p 5433 -d postgres"
 
-say "cmk_status on the encrypted cluster"
-psql -X -h "$DEMO" -p 5433 -d postgres -c 'SELECT provider, kek, key_generation, wrap_algorithm, state FROM cmk_status'
+say "cmk_status"
+$P -c 'SELECT provider, kek, key_generation, state, last_check_result FROM cmk_status'
+say "The rows read back as usual; pages on disk are encrypted"
+$P -c "SELECT count(*), min(note) FROM accounts" -c "SELECT * FROM cmk_relation_pages('accounts')"
+say "grep the raw files (data and WAL) for '$secret'"
+printf 'plain cluster:     %s files contain it\n' "$(grep -rl "$secret" plain/base plain/global plain/pg_wal | wc -l)"
+printf 'encrypted cluster: %s files contain it\n' "$( (grep -rl "$secret" encrypted/base encrypted/global encrypted/pg_wal || true) | wc -l)"
+if grep -rlq "$secret" encrypted/base encrypted/global encrypted/pg_wal; then echo "FAIL: plaintext found"; exit 1; fi
+say "The vault's audit log: what the server's identity did with the key"
+kv audit --caller pg-server | python3 -c 'import json,sys
+for e in json.load(sys.stdin): print(e["time"], e["operation"], e.get("version") or "", e["result"])' | tail -6
 
-say "The rows read back as usual"
-psql -X -h "$DEMO" -p 5433 -d postgres -c "SELECT count(*), min(note) FROM accounts"
+say "3. Rotate: a new key version in the vault, then point the server at it"
+v2=$(kv rotate-key --name cmk-kek | field 'd["key"]["kid"].rsplit("/",1)[1]')
+$P -c "SELECT cmk_rotate_key('$vault/keys/cmk-kek/$v2')"
+$P -c 'SELECT kek_version, key_generation FROM cmk_status'
+grep key_url encrypted/postgresql.auto.conf
 
-say "Pages of the table as stored on disk"
-psql -X -h "$DEMO" -p 5433 -d postgres -c "SELECT * FROM cmk_relation_pages('accounts')"
+say "4. Revoke the server's unwrapKey permission in the vault"
+kv revoke --client-id pg-server --permissions unwrapKey >/dev/null
+sleep 4
+$P -c 'SELECT 1' 2>&1 | sed 's/^/    /' || true
+say "Grant it back: the server becomes accessible again by itself"
+kv grant --client-id pg-server --permissions get,wrapKey,unwrapKey >/dev/null
+for i in $(seq 30); do $P -At -c 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.5; done
+$P -c "SELECT count(*) AS rows_intact FROM accounts" -c "SELECT event, outcome FROM cmk_events ORDER BY event_time"
 
-say "grep the raw data files for '$secret'"
-printf 'plain cluster:     %s files contain it\n' "$(grep -rl "$secret" plain/base plain/global | wc -l)"
-printf 'encrypted cluster: %s files contain it\n' "$(grep -rl "$secret" encrypted/base encrypted/global | wc -l || true)"
-if grep -rlq "$secret" encrypted/base encrypted/global; then echo "FAIL: plaintext found"; exit 1; fi
-
-say "The keyring holds only the wrapped DEK"
-ls -l encrypted/pg_cmk/
 pg_ctl -D encrypted -m fast stop >/dev/null
+say "Offline: the keyring holds only wrapped keys; checksums verify on ciphertext"
+pg_cmk keyring -D encrypted
 pg_checksums --check -D encrypted | tail -2
 pg_ctl -D plain -m fast stop >/dev/null
 EOS

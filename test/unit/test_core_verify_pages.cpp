@@ -1,0 +1,261 @@
+// The formats pg_cmk verify reads: PostgreSQL's page checksum, the encrypted
+// data page, the temporary-file units, file names, pg_control.
+#include "data_page.h"
+#include "page_checksum.h"
+#include "verify_control.h"
+#include "verify_paths.h"
+#include "verify_temp_unit.h"
+#include "xts_cipher.h"
+#include "testdata/core_test_util.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+
+using namespace core_test;
+
+namespace {
+
+std::vector<uint8_t> pattern_page() {
+    std::vector<uint8_t> p(8192);
+    for (size_t i = 0; i < p.size(); i++) p[i] = static_cast<uint8_t>((i * 7 + 3) & 0xff);
+    return p;
+}
+
+void put16(std::vector<uint8_t>& p, size_t at, uint16_t v) { std::memcpy(p.data() + at, &v, 2); }
+uint16_t get16(const std::vector<uint8_t>& p, size_t at) { uint16_t v; std::memcpy(&v, p.data() + at, 2); return v; }
+
+// A page as PageInit leaves it plus a tuple's worth of bytes.
+std::vector<uint8_t> heap_page(unsigned seed) {
+    std::vector<uint8_t> p(8192, 0);
+    put16(p, 12, 28);      // pd_lower
+    put16(p, 14, 8000);    // pd_upper
+    put16(p, 16, 8192);    // pd_special
+    put16(p, 18, 0x2004);  // pd_pagesize_version
+    std::mt19937 rng(seed);
+    for (size_t i = 8000; i < 8192; i++) p[i] = static_cast<uint8_t>(rng());
+    p[0] = static_cast<uint8_t>(seed);  // pd_lsn
+    return p;
+}
+
+std::vector<uint8_t> key64(uint8_t base) {
+    std::vector<uint8_t> k(64);
+    for (size_t i = 0; i < k.size(); i++) k[i] = static_cast<uint8_t>(base + i * 13);
+    return k;
+}
+
+}  // namespace
+
+// Expected values computed with PostgreSQL 15's storage/checksum_impl.h.
+TEST(PageChecksum, MatchesPostgresImplementation) {
+    auto p = pattern_page();
+    EXPECT_EQ(cmk::pg_checksum_page(p.data(), 0), 43596);
+    EXPECT_EQ(cmk::pg_checksum_page(p.data(), 12345), 55827);
+    EXPECT_EQ(cmk::pg_checksum_page(p.data(), 131073), 43593);
+
+    std::vector<uint8_t> empty(8192, 0);
+    put16(empty, 12, 24);
+    put16(empty, 14, 8192);
+    put16(empty, 16, 8192);
+    put16(empty, 18, 0x2004);
+    EXPECT_EQ(cmk::pg_checksum_page(empty.data(), 7), 25949);
+}
+
+TEST(PageChecksum, IgnoresTheStoredChecksumAndSeesEveryOtherByte) {
+    auto p = pattern_page();
+    uint16_t c = cmk::pg_checksum_page(p.data(), 3);
+    put16(p, 8, 0xBEEF);
+    EXPECT_EQ(cmk::pg_checksum_page(p.data(), 3), c);
+    p[5000] ^= 1;
+    EXPECT_NE(cmk::pg_checksum_page(p.data(), 3), c);
+    p[5000] ^= 1;
+    EXPECT_NE(cmk::pg_checksum_page(p.data(), 4), c);
+    // Unaligned input gives the same answer.
+    std::vector<uint8_t> shifted(8193);
+    std::memcpy(shifted.data() + 1, p.data(), 8192);
+    EXPECT_EQ(cmk::pg_checksum_page(shifted.data() + 1, 3), c);
+}
+
+TEST(DataPage, ClassifiesByGenerationBitsAndZeros) {
+    std::vector<uint8_t> zeros(8192, 0);
+    EXPECT_EQ(cmk::data_page_kind(zeros.data()), cmk::DataPageKind::New);
+    auto p = heap_page(1);
+    EXPECT_EQ(cmk::data_page_kind(p.data()), cmk::DataPageKind::Plaintext);
+    put16(p, 10, 0x0004);  // PD_ALL_VISIBLE: still plaintext
+    EXPECT_EQ(cmk::data_page_kind(p.data()), cmk::DataPageKind::Plaintext);
+    put16(p, 10, 0x0304);
+    EXPECT_EQ(cmk::data_page_kind(p.data()), cmk::DataPageKind::Encrypted);
+    EXPECT_EQ(cmk::data_page_generation(p.data()), 3u);
+    // A page of zeros but one byte, anywhere, is not new.
+    zeros[8191] = 1;
+    EXPECT_EQ(cmk::data_page_kind(zeros.data()), cmk::DataPageKind::Plaintext);
+}
+
+TEST(DataPage, TweakIsRelfilenodeThenBlockLittleEndian) {
+    uint8_t t[16];
+    cmk::data_page_tweak(0x01020304, 0x0A0B0C0D, t);
+    EXPECT_EQ(to_hex(std::vector<uint8_t>(t, t + 16)), "040302010d0c0b0a0000000000000000");
+}
+
+TEST(DataPage, EncryptDecryptRoundTripWithChecksumOverCiphertext) {
+    auto k = key64(1);
+    cmk::XtsCipher xts(k.data());
+    auto plain = heap_page(2);
+    std::vector<uint8_t> enc(8192);
+    ASSERT_TRUE(cmk::data_page_encrypt(xts, 5, 16384, 77, true, plain.data(), enc.data()));
+    EXPECT_TRUE(std::equal(plain.begin(), plain.begin() + 8, enc.begin()));  // pd_lsn stays readable
+    EXPECT_EQ(get16(enc, 12), 28);  // pd_lower, pd_upper stay readable
+    EXPECT_EQ(get16(enc, 14), 8000);
+    EXPECT_EQ(cmk::data_page_generation(enc.data()), 5u);
+    EXPECT_EQ(get16(enc, 8), cmk::pg_checksum_page(enc.data(), 77));
+    EXPECT_FALSE(std::equal(plain.begin() + 16, plain.end(), enc.begin() + 16));
+
+    // The same bytes under the tweak of the glue's page_cipher.c, by hand.
+    std::vector<uint8_t> manual(plain.begin() + 16, plain.end());
+    uint8_t tweak[16] = {0x00, 0x40, 0, 0, 77, 0, 0, 0};
+    ASSERT_TRUE(xts.encrypt(manual.data(), manual.data(), manual.size(), tweak));
+    EXPECT_TRUE(std::equal(manual.begin(), manual.end(), enc.begin() + 16));
+
+    EXPECT_FALSE(cmk::data_page_encrypt(xts, 5, 16384, 77, true, enc.data(), enc.data())) << "never twice";
+    std::vector<uint8_t> zeros(8192, 0), out(8192);
+    EXPECT_FALSE(cmk::data_page_encrypt(xts, 5, 16384, 77, true, zeros.data(), out.data())) << "new pages pass";
+    EXPECT_FALSE(cmk::data_page_encrypt(xts, 0, 16384, 77, true, plain.data(), out.data()));
+    EXPECT_FALSE(cmk::data_page_encrypt(xts, 256, 16384, 77, true, plain.data(), out.data()));
+
+    auto dec = enc;
+    ASSERT_TRUE(cmk::data_page_decrypt(xts, 16384, 77, dec.data()));
+    put16(dec, 8, 0);
+    EXPECT_TRUE(same_bytes(dec, plain));
+    EXPECT_EQ(cmk::data_page_header_problem(dec.data()), nullptr);
+}
+
+TEST(DataPage, WrongTweakOrKeyGivesABadHeader) {
+    auto k = key64(1), other = key64(2);
+    cmk::XtsCipher xts(k.data()), wrong(other.data());
+    auto plain = heap_page(3);
+    std::vector<uint8_t> enc(8192);
+    ASSERT_TRUE(cmk::data_page_encrypt(xts, 1, 16384, 0, false, plain.data(), enc.data()));
+    for (auto [cipher, rel, blk] : {std::tuple<cmk::XtsCipher*, uint32_t, uint32_t>{&xts, 16385, 0},
+                                    {&xts, 16384, 1}, {&wrong, 16384, 0}}) {
+        auto dec = enc;
+        ASSERT_TRUE(cmk::data_page_decrypt(*cipher, rel, blk, dec.data()));
+        EXPECT_NE(cmk::data_page_header_problem(dec.data()), nullptr);
+    }
+}
+
+TEST(DataPage, HeaderProblems) {
+    auto p = heap_page(4);
+    EXPECT_EQ(cmk::data_page_header_problem(p.data()), nullptr);
+    auto bad = [&](size_t at, uint16_t v) {
+        auto q = p;
+        put16(q, at, v);
+        return cmk::data_page_header_problem(q.data());
+    };
+    EXPECT_NE(bad(18, 0x2005), nullptr);  // layout version
+    EXPECT_NE(bad(10, 0x0010), nullptr);  // unknown flag
+    EXPECT_EQ(bad(10, 0x0107), nullptr);  // generation bits are not a problem here
+    EXPECT_NE(bad(12, 20), nullptr);      // lower inside the header
+    EXPECT_NE(bad(12, 8001), nullptr);    // lower > upper
+    EXPECT_NE(bad(16, 7999), nullptr);    // upper > special
+    EXPECT_NE(bad(16, 8188), nullptr);    // special not MAXALIGNed
+    auto q = p;
+    put16(q, 14, 8192);
+    put16(q, 16, 8200);
+    EXPECT_NE(cmk::data_page_header_problem(q.data()), nullptr);  // special beyond the page
+}
+
+TEST(VerifyTempUnit, PathHashIsFnv1a64WithoutTmpSuffix) {
+    EXPECT_EQ(cmk::temp_file_path_hash(""), 0xcbf29ce484222325ull);
+    EXPECT_EQ(cmk::temp_file_path_hash("a"), 0xaf63dc4c8601ec8cull);
+    EXPECT_EQ(cmk::temp_file_path_hash("pg_twophase/0000ABCD"), 0xd1da6a2ed886b2f9ull);
+    EXPECT_EQ(cmk::temp_file_path_hash("pg_twophase/0000ABCD.tmp"), 0xd1da6a2ed886b2f9ull);
+    uint8_t t[16];
+    cmk::temp_unit_tweak(0x0102030405060708ull, 3, false, t);
+    EXPECT_EQ(to_hex(std::vector<uint8_t>(t, t + 16)), "08070605040302010300000000000000");
+    cmk::temp_unit_tweak(0x0102030405060708ull, 3, true, t);
+    EXPECT_EQ(t[15], 0x80);
+}
+
+TEST(VerifyTempUnit, RoundTripsEveryLength) {
+    auto k = key64(9);
+    cmk::XtsCipher xts(k.data());
+    uint64_t h = cmk::temp_file_path_hash("pg_twophase/00000010");
+    for (size_t len : {1, 4, 15, 16, 17, 100, 8191, 8192}) {
+        std::vector<uint8_t> plain(len);
+        for (size_t i = 0; i < len; i++) plain[i] = static_cast<uint8_t>(i * 31 + len);
+        auto data = plain;
+        ASSERT_TRUE(cmk::temp_unit_encrypt(xts, h, 0, data.data(), len));
+        EXPECT_FALSE(same_bytes(data, plain)) << len;
+        ASSERT_TRUE(cmk::temp_unit_decrypt(xts, h, 0, data.data(), len));
+        EXPECT_TRUE(same_bytes(data, plain)) << len;
+    }
+    // A short unit is XORed with XTS(zeros) under the flagged tweak.
+    std::vector<uint8_t> zeros(16, 0), stream(16);
+    uint8_t t[16];
+    cmk::temp_unit_tweak(h, 2, true, t);
+    ASSERT_TRUE(xts.encrypt(zeros.data(), stream.data(), 16, t));
+    std::vector<uint8_t> five = {1, 2, 3, 4, 5};
+    ASSERT_TRUE(cmk::temp_unit_encrypt(xts, h, 2, five.data(), 5));
+    for (size_t i = 0; i < 5; i++) EXPECT_EQ(five[i], static_cast<uint8_t>((i + 1) ^ stream[i]));
+}
+
+TEST(VerifyPaths, RelationFileNames) {
+    auto r = cmk::parse_relation_file_name("16384");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->relfilenode, 16384u);
+    EXPECT_EQ(r->segment, 0u);
+    EXPECT_EQ(r->fork, "");
+    EXPECT_EQ(r->relation, "16384");
+    r = cmk::parse_relation_file_name("1259_fsm.12");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->relfilenode, 1259u);
+    EXPECT_EQ(r->segment, 12u);
+    EXPECT_EQ(r->fork, "_fsm");
+    EXPECT_EQ(r->relation, "1259_fsm");
+    r = cmk::parse_relation_file_name("t3_16390_vm");
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->temporary);
+    EXPECT_EQ(r->relfilenode, 16390u);
+    EXPECT_EQ(r->relation, "t3_16390_vm");
+    ASSERT_TRUE(cmk::parse_relation_file_name("4294967295_init"));
+    for (const char* no : {"", "pg_filenode.map", "PG_VERSION", "pg_internal.init", "16384_", "16384_main",
+                           "16384.", "16384.x", "16384.1.2", "4294967296", "t_16384", "t3", "16384 ", "-1", "pgsql_tmp"})
+        EXPECT_FALSE(cmk::parse_relation_file_name(no)) << no;
+}
+
+TEST(VerifyPaths, OtherNames) {
+    EXPECT_TRUE(cmk::is_wal_segment_file_name("000000010000000000000001"));
+    EXPECT_TRUE(cmk::is_wal_segment_file_name("00000002000000000000000A.partial"));
+    EXPECT_FALSE(cmk::is_wal_segment_file_name("00000002.history"));
+    EXPECT_FALSE(cmk::is_wal_segment_file_name("000000010000000000000001.00000028.backup"));
+    EXPECT_FALSE(cmk::is_wal_segment_file_name("xlogtemp.123"));
+    EXPECT_TRUE(cmk::is_twophase_file_name("0000ABCD"));
+    EXPECT_TRUE(cmk::is_twophase_file_name("0000abcd.tmp"));
+    EXPECT_FALSE(cmk::is_twophase_file_name("0000ABC"));
+    EXPECT_FALSE(cmk::is_twophase_file_name("0000ABCG"));
+    EXPECT_TRUE(cmk::is_spill_file_name("xid-735-lsn-0-3000000.spill"));
+    EXPECT_FALSE(cmk::is_spill_file_name("state"));
+    EXPECT_TRUE(cmk::is_tablespace_version_dir("PG_15_202209061"));
+    EXPECT_FALSE(cmk::is_tablespace_version_dir("PG_16_202307071"));
+}
+
+TEST(VerifyControl, ReadsChecksumsAndSegmentSize) {
+    std::vector<uint8_t> c(8192, 0);
+    auto put32 = [&](size_t at, uint32_t v) { std::memcpy(c.data() + at, &v, 4); };
+    put32(8, 1300);
+    put32(216, 8192);
+    put32(220, 131072);
+    put32(252, 1);
+    auto info = cmk::parse_control_info(c.data(), c.size());
+    EXPECT_TRUE(info.found);
+    EXPECT_TRUE(info.data_checksums);
+    EXPECT_EQ(info.relseg_size, 131072u);
+    put32(252, 0);
+    EXPECT_FALSE(cmk::parse_control_info(c.data(), c.size()).data_checksums);
+    put32(8, 1201);
+    info = cmk::parse_control_info(c.data(), c.size());
+    EXPECT_FALSE(info.found);
+    EXPECT_TRUE(contains(info.problem, "1201"));
+    EXPECT_FALSE(cmk::parse_control_info(c.data(), 100).found);
+}

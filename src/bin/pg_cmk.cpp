@@ -2,10 +2,12 @@
 //   pg_cmk keyring -D DATADIR [--check]
 //   pg_cmk wal encrypt -D DATADIR [WALDIR]
 //   pg_cmk wal decrypt -D DATADIR [WALDIR] [-o OUTDIR]
+//   pg_cmk verify -D DATADIR [--check-keys [--sample N|all]] [--list] [--json]
 // The keys come from DATADIR/pg_cmk/keyring, unwrapped by the KEK the
 // keyring names (a file KEK, or Key Vault with the AZURE_* environment).
 #include "error.h"
 #include "key_store.h"
+#include "verify_cmd.h"
 #include "wal_files.h"
 
 #include <cstdio>
@@ -27,6 +29,11 @@ const char* kUsage =
     "  pg_cmk wal decrypt -D DATADIR [WALDIR] [-o OUTDIR]\n"
     "                                           decrypt WAL pages in place, or into copies in OUTDIR\n"
     "                                           (for pg_waldump -p OUTDIR, or before pg_rewind)\n"
+    "  pg_cmk verify -D DATADIR [--check-keys [--sample N|all]] [--list] [--json]\n"
+    "                                           report what is encrypted in a stopped data directory or a\n"
+    "                                           backup, per file class; exit 3 if anything that should be\n"
+    "                                           encrypted is not, 4 if --check-keys finds a page or file that\n"
+    "                                           does not decrypt to what PostgreSQL wrote\n"
     "\n"
     "Options for Azure Key Vault KEKs (credentials come from AZURE_* variables):\n"
     "  --auth METHOD       default, client-secret, client-certificate, managed-identity, workload-identity\n"
@@ -36,6 +43,7 @@ struct Args {
     std::vector<std::string> words;
     std::string datadir, out_dir;
     bool check = false;
+    cmk::VerifyArgs verify;
     cmk::ProviderSettings settings;
 };
 
@@ -50,6 +58,10 @@ Args parse(int argc, char** argv) {
         if (s == "-D" || s == "--pgdata") a.datadir = value("-D");
         else if (s == "-o" || s == "--output") a.out_dir = value("-o");
         else if (s == "--check") a.check = true;
+        else if (s == "--check-keys") a.verify.check_keys = true;
+        else if (s == "--list") a.verify.list = true;
+        else if (s == "--json") a.verify.json = true;
+        else if (s == "--sample") a.verify.sample = cmk::parse_verify_sample(value("--sample"));
         else if (s == "--auth") a.settings.auth = value("--auth");
         else if (s == "--ca-file") a.settings.ca_file = value("--ca-file");
         else if (s == "-h" || s == "--help") { std::fputs(kUsage, stdout); std::exit(0); }
@@ -116,6 +128,10 @@ int main(int argc, char** argv) {
         }
         if (a.words[0] == "keyring") return show_keyring(a);
         if (a.words[0] == "wal") return wal(a);
+        if (a.words[0] == "verify") {
+            if (a.words.size() > 1) throw cmk::Error(cmk::ErrorKind::Config, "use: pg_cmk verify -D DATADIR [options]");
+            return cmk::run_verify(a.datadir, a.verify, a.settings);
+        }
         throw cmk::Error(cmk::ErrorKind::Config, "unknown command \"" + a.words[0] + "\" (see pg_cmk --help)");
     } catch (const cmk::Error& e) {
         std::fprintf(stderr, "pg_cmk: error: %s\n", e.what());

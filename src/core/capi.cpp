@@ -6,12 +6,16 @@
 #include "key_derivation.h"
 #include "key_lifecycle.h"
 #include "key_store.h"
+#include "verify.h"
+#include "verify_control.h"
+#include "data_page.h"
 #include "wal_page.h"
 #include "xts_cipher.h"
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <new>
 
 #define CMK_EXPORT extern "C" __attribute__((visibility("default")))
@@ -211,6 +215,44 @@ CMK_EXPORT int cmk_core_rewrap_keyring(const char* datadir, const cmk_key_state*
     });
 }
 
+namespace {
+
+void export_keyring(const cmk::Keyring& k, const std::vector<cmk::UnwrappedGeneration>& deks, uint8_t** bytes, size_t* len) {
+    const cmk::SecureBytes* dek = nullptr;
+    for (const auto& g : deks)
+        if (g.generation == k.current_generation) dek = &g.dek;
+    if (!dek) throw cmk::Error(cmk::ErrorKind::Internal, "the current key generation is not in memory");
+    cmk::Bytes file = cmk::encode_keyring(k, cmk::derive_keys(dek->data(), dek->size()).keyring_mac);
+    uint8_t* out = static_cast<uint8_t*>(std::malloc(file.size()));
+    if (!out) throw std::bad_alloc();
+    std::memcpy(out, file.data(), file.size());
+    *bytes = out;
+    *len = file.size();
+}
+
+}  // namespace
+
+CMK_EXPORT int cmk_core_add_generation(const char* datadir, const cmk_key_state* state, const cmk_provider_settings* settings,
+                                       uint8_t** bytes, size_t* len, cmk_messages* messages, cmk_error* err) {
+    *bytes = nullptr;
+    *len = 0;
+    return with_provider_log(settings, messages, err, [&](const cmk::ProviderSettings& ps) {
+        std::vector<cmk::UnwrappedGeneration> deks = deks_of(state);
+        cmk::Keyring next = cmk::add_generation(read_keyring(datadir), deks, ps);
+        export_keyring(next, deks, bytes, len);
+    });
+}
+
+CMK_EXPORT int cmk_core_remove_generation(const char* datadir, const cmk_key_state* state, uint32_t generation,
+                                          uint8_t** bytes, size_t* len, cmk_error* err) {
+    *bytes = nullptr;
+    *len = 0;
+    return guarded(err, [&] {
+        std::vector<cmk::UnwrappedGeneration> deks = deks_of(state);
+        export_keyring(cmk::remove_generation(read_keyring(datadir), generation), deks, bytes, len);
+    });
+}
+
 CMK_EXPORT int cmk_core_install_keyring(const char* datadir, const uint8_t* bytes, size_t len, cmk_key_state* state,
                                         const cmk_provider_settings* settings, cmk_messages* messages, cmk_error* err) {
     return with_provider_log(settings, messages, err, [&](const cmk::ProviderSettings& ps) {
@@ -224,6 +266,14 @@ CMK_EXPORT int cmk_core_install_keyring(const char* datadir, const uint8_t* byte
             slot.generation = deks[i].generation;
             __atomic_thread_fence(__ATOMIC_RELEASE);
             state->n_slots++;
+        }
+        for (uint32_t i = 0; i < state->n_slots; i++) {
+            bool kept = false;
+            for (const auto& e : k.entries) kept = kept || e.generation == state->slots[i].generation;
+            if (!kept && state->slots[i].generation != 0) {
+                OPENSSL_cleanse(state->slots[i].dek, CMK_DEK_BYTES);
+                state->slots[i].generation = 0;  // retired
+            }
         }
         const cmk::KeyringEntry& cur = k.current();
         copy_text(state->kek_base, sizeof state->kek_base, cur.wrapped.kek_base);
@@ -284,3 +334,40 @@ CMK_EXPORT int cmk_wal_page_encrypt(cmk_xts* xts, uint32_t generation, const uin
 CMK_EXPORT int cmk_wal_page_decrypt(cmk_xts* xts, uint8_t* page) {
     return cmk::wal_page_decrypt(xts->cipher, page) ? 1 : 0;
 }
+
+static_assert(CMK_DATA_PAGE_GENERATION_MASK == cmk::kDataPageGenerationMask, "one data page generation mask");
+static_assert(CMK_PG_CONTROL_VERSION == cmk::kPgControlVersion && CMK_PG_CONTROL_BLCKSZ_OFFSET == cmk::kPgControlBlcksz &&
+                  CMK_PG_CONTROL_RELSEG_SIZE_OFFSET == cmk::kPgControlRelsegSize &&
+                  CMK_PG_CONTROL_CHECKSUM_VERSION_OFFSET == cmk::kPgControlChecksumVersionOffset,
+              "one pg_control layout");
+
+struct cmk_verify_result {
+    cmk::VerifyReport report;
+};
+
+CMK_EXPORT cmk_verify_result* cmk_verify_scan(const char* datadir, int (*interrupted)(void*), void* arg, cmk_error* err) {
+    cmk_verify_result* out = nullptr;
+    guarded(err, [&] {
+        cmk::VerifyOptions options;
+        options.running_server = true;
+        if (interrupted) options.interrupted = [interrupted, arg] { return interrupted(arg) != 0; };
+        auto result = std::make_unique<cmk_verify_result>();
+        result->report = cmk::verify_data_directory(datadir ? datadir : "", options);
+        out = result.release();
+    });
+    return out;
+}
+
+CMK_EXPORT size_t cmk_verify_row_count(const cmk_verify_result* result) { return result->report.files.size(); }
+
+CMK_EXPORT void cmk_verify_get_row(const cmk_verify_result* result, size_t i, cmk_verify_row* row) {
+    const cmk::VerifyFile& f = result->report.files[i];
+    row->file_class = cmk::verify_class_name(f.cls);
+    row->relation = f.path.c_str();
+    row->encrypted = static_cast<int64_t>(f.units.encrypted);
+    row->plaintext = static_cast<int64_t>(f.units.plaintext);
+    row->empty = static_cast<int64_t>(f.units.empty);
+    row->unmarked = static_cast<int64_t>(f.units.unmarked);
+}
+
+CMK_EXPORT void cmk_verify_free(cmk_verify_result* result) { delete result; }

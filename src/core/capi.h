@@ -71,6 +71,7 @@ typedef struct cmk_key_state
 	char		wrap_algorithm[32];
 	int64_t		created_at;		/* of the current generation */
 	int			keyring_created;	/* this start created it */
+	uint32_t	temp_generation;	/* temporary files of this server run (glue) */
 	cmk_key_slot slots[CMK_MAX_GENERATIONS];
 } cmk_key_state;
 
@@ -123,6 +124,14 @@ int			cmk_core_install_keyring(const char *datadir, const uint8_t *bytes, size_t
 									 cmk_key_state *state, const cmk_provider_settings *settings,
 									 cmk_messages *messages, cmk_error *err);
 
+/* DEK rotation: a keyring with a new generation (wrapped by the current KEK)
+ * made current, or without a retired one; nothing written, as above. */
+int			cmk_core_add_generation(const char *datadir, const cmk_key_state *state,
+									const cmk_provider_settings *settings,
+									uint8_t **bytes, size_t *len, cmk_messages *messages, cmk_error *err);
+int			cmk_core_remove_generation(const char *datadir, const cmk_key_state *state, uint32_t generation,
+									   uint8_t **bytes, size_t *len, cmk_error *err);
+
 void		cmk_core_free(void *p);
 
 /* Validates a key URL without contacting anything. */
@@ -158,6 +167,38 @@ int			cmk_xts_decrypt(cmk_xts *xts, const uint8_t *in, uint8_t *out, size_t len,
 uint32_t	cmk_wal_page_generation(const uint8_t *page);
 int			cmk_wal_page_encrypt(cmk_xts *xts, uint32_t generation, const uint8_t *in, uint8_t *out);
 int			cmk_wal_page_decrypt(cmk_xts *xts, uint8_t *page);
+
+/* Coverage report of a data directory (src/core/verify.h, pg_cmk verify),
+ * for cmk_verify(): one row per relation fork (segments together), WAL
+ * segment or other file that cmk encrypts, counted in that class's units
+ * (pages, or files). The scan is of a running server's directory: files may
+ * appear and vanish meanwhile. interrupted (may be NULL) is polled between
+ * chunks of 512 kB and must not ereport; nonzero stops the scan with an
+ * error. Rows stay valid until cmk_verify_free. */
+#define CMK_DATA_PAGE_GENERATION_MASK 0xFF00
+#define CMK_PG_CONTROL_VERSION 1300
+#define CMK_PG_CONTROL_BLCKSZ_OFFSET 216
+#define CMK_PG_CONTROL_RELSEG_SIZE_OFFSET 220
+#define CMK_PG_CONTROL_CHECKSUM_VERSION_OFFSET 252
+
+typedef struct cmk_verify_result cmk_verify_result;
+
+typedef struct cmk_verify_row
+{
+	const char *file_class;		/* data_pages, wal, pgsql_tmp, replslot_spill,
+								 * twophase, pgss_query_texts, pgss_dump */
+	const char *relation;		/* path relative to the data directory */
+	int64_t		encrypted;
+	int64_t		plaintext;
+	int64_t		empty;			/* new (all-zero) pages, empty files */
+	int64_t		unmarked;		/* files whose bytes carry no mark */
+} cmk_verify_row;
+
+cmk_verify_result *cmk_verify_scan(const char *datadir, int (*interrupted) (void *arg), void *arg,
+								   cmk_error *err);
+size_t		cmk_verify_row_count(const cmk_verify_result *result);
+void		cmk_verify_get_row(const cmk_verify_result *result, size_t i, cmk_verify_row *row);
+void		cmk_verify_free(cmk_verify_result *result);
 
 #ifdef __cplusplus
 }

@@ -2,6 +2,9 @@
 
 #include "error.h"
 
+#include <algorithm>
+#include <ctime>
+
 #include <openssl/crypto.h>
 
 namespace cmk {
@@ -60,6 +63,46 @@ Keyring rewrap_keyring(const Keyring& keyring, const std::vector<UnwrappedGenera
         if (!same(again, dek))
             throw Error(ErrorKind::Protocol, "the new key's unwrap did not return the key it wrapped; the keyring was not changed");
     }
+    return out;
+}
+
+Keyring add_generation(const Keyring& keyring, std::vector<UnwrappedGeneration>& deks, const ProviderSettings& settings) {
+    const KeyringEntry& cur = keyring.current();
+    uint32_t next = 0;
+    for (const auto& e : keyring.entries) next = std::max(next, e.generation);
+    next++;
+    if (next > kMaxGenerations)
+        throw Error(ErrorKind::Config, "the keyring already used all " + std::to_string(kMaxGenerations) + " key generations",
+                    {}, "Retire old generations first (cmk_retire_generation).");
+    KeyUrl url = parse_key_url(cur.wrapped.kek_base);
+    KeyUrl exact = parse_key_url(url.with_version(cur.wrapped.kek_version));
+    ProviderSettings ps = settings;
+    ps.wrap_algorithm = cur.wrapped.algorithm;
+    auto provider = make_key_provider(exact, ps);
+    SecureBytes dek = generate_dek();
+    KeyringEntry e;
+    e.generation = next;
+    e.created_at = static_cast<uint64_t>(std::time(nullptr));
+    e.wrapped = provider->wrap(dek);
+    e.check_value = derive_keys(dek.data(), dek.size()).check_value;
+    SecureBytes again = provider->unwrap(e.wrapped);
+    if (!same(again, dek)) throw Error(ErrorKind::Protocol, "the key's unwrap did not return the key it wrapped");
+    Keyring out = keyring;
+    out.entries.push_back(e);
+    out.current_generation = next;
+    deks.push_back({next, std::move(dek)});
+    return out;
+}
+
+Keyring remove_generation(const Keyring& keyring, uint32_t generation) {
+    if (generation == keyring.current_generation)
+        throw Error(ErrorKind::Config, "key generation " + std::to_string(generation) + " is the current one and cannot be retired");
+    Keyring out = keyring;
+    auto it = std::remove_if(out.entries.begin(), out.entries.end(),
+                             [&](const KeyringEntry& e) { return e.generation == generation; });
+    if (it == out.entries.end())
+        throw Error(ErrorKind::Config, "key generation " + std::to_string(generation) + " is not in the keyring");
+    out.entries.erase(it, out.entries.end());
     return out;
 }
 

@@ -30,6 +30,13 @@ KekCheck check_kek(const Keyring& keyring, const SecureBytes& current_dek, const
 Keyring rewrap_keyring(const Keyring& keyring, const std::vector<UnwrappedGeneration>& deks,
                        const std::string& new_key_url, const ProviderSettings& settings);
 
+// A new DEK generation wrapped by the current KEK (same key and version),
+// made current. Throws when 255 generations exist.
+Keyring add_generation(const Keyring& keyring, std::vector<UnwrappedGeneration>& deks, const ProviderSettings& settings);
+
+// The keyring without `generation` (never the current one).
+Keyring remove_generation(const Keyring& keyring, uint32_t generation);
+
 // Encodes and writes a keyring (MAC with the current generation's DEK).
 Bytes write_keyring(const std::string& datadir, const Keyring& keyring, const std::vector<UnwrappedGeneration>& deks);
 

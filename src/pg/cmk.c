@@ -68,4 +68,6 @@ _PG_init(void)
 	cmk_keyring_rmgr_register();
 	cmk_access_gate_init();
 	cmk_key_worker_register();
+	cmk_sweep_request_at_start();
+	cmk_sweep_register();
 }

@@ -44,7 +44,9 @@ extern void cmk_smgr_binding_locate(void);
 extern void cmk_smgr_binding_install(void);
 extern const char *cmk_binding_state(void);
 
-/* data_scan.c: are there encrypted relation pages in the data directory? */
+/* data_scan.c: relation files of the data directory */
+typedef bool (*cmk_relation_file_fn) (const char *path, void *arg);
+extern bool cmk_walk_relation_files(const char *datadir, cmk_relation_file_fn fn, void *arg);
 extern int	cmk_encrypted_data_exists(void *datadir);
 
 #endif							/* CMK_PG_H */

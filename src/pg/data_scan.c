@@ -50,7 +50,7 @@ is_relation_file_name(const char *name)
 }
 
 static bool
-file_starts_encrypted(const char *path)
+file_starts_encrypted(const char *path, void *arg)
 {
 	PGAlignedBlock block;
 	int			fd = open(path, O_RDONLY | PG_BINARY);
@@ -63,17 +63,17 @@ file_starts_encrypted(const char *path)
 	return n == BLCKSZ && cmk_page_classify(block.data) == CMK_PAGE_ENCRYPTED;
 }
 
-/* depth 0: files here; depth 1: database directories below. */
+/* depth 0: files here; depth > 0: directories below. Stops when fn says so. */
 static bool
-scan_directory(const char *dir, int depth)
+scan_directory(const char *dir, int depth, cmk_relation_file_fn fn, void *arg)
 {
 	DIR		   *d = opendir(dir);
 	struct dirent *de;
-	bool		found = false;
+	bool		stop = false;
 
 	if (d == NULL)
 		return false;
-	while (!found && (de = readdir(d)) != NULL)
+	while (!stop && (de = readdir(d)) != NULL)
 	{
 		char		path[MAXPGPATH];
 
@@ -81,29 +81,36 @@ scan_directory(const char *dir, int depth)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (depth > 0)
-			found = scan_directory(path, depth - 1);
+			stop = scan_directory(path, depth - 1, fn, arg);
 		else if (is_relation_file_name(de->d_name))
-			found = file_starts_encrypted(path);
+			stop = fn(path, arg);
 	}
 	closedir(d);
-	return found;
+	return stop;
+}
+
+/*
+ * Calls fn for every relation file of the data directory (global/,
+ * base/<db>/, pg_tblspc/<ts>/<version>/<db>/) until it returns true;
+ * returns whether it did. Plain libc, no ereport.
+ */
+bool
+cmk_walk_relation_files(const char *datadir, cmk_relation_file_fn fn, void *arg)
+{
+	char		path[MAXPGPATH];
+
+	snprintf(path, sizeof(path), "%s/global", datadir);
+	if (scan_directory(path, 0, fn, arg))
+		return true;
+	snprintf(path, sizeof(path), "%s/base", datadir);
+	if (scan_directory(path, 1, fn, arg))
+		return true;
+	snprintf(path, sizeof(path), "%s/pg_tblspc", datadir);
+	return scan_directory(path, 3, fn, arg);
 }
 
 int
 cmk_encrypted_data_exists(void *arg)
 {
-	const char *datadir = (const char *) arg;
-	char		path[MAXPGPATH];
-
-	snprintf(path, sizeof(path), "%s/global", datadir);
-	if (scan_directory(path, 0))
-		return 1;
-	snprintf(path, sizeof(path), "%s/base", datadir);
-	if (scan_directory(path, 1))
-		return 1;
-	/* pg_tblspc/<oid>/PG_15_<catversion>/<db>/<files> */
-	snprintf(path, sizeof(path), "%s/pg_tblspc", datadir);
-	if (scan_directory(path, 3))
-		return 1;
-	return 0;
+	return cmk_walk_relation_files((const char *) arg, file_starts_encrypted, NULL) ? 1 : 0;
 }

@@ -66,6 +66,7 @@ extern void cmk_temp_file_opened(int fd, const char *path);
 extern void cmk_temp_after_read(int fd, char *buf, size_t len, off_t offset);
 extern ssize_t cmk_temp_write(int fd, const char *buf, size_t count, off_t offset);
 extern int	cmk_temp_truncate(int fd, off_t length);
+extern void cmk_temp_rekey_at_start(void);
 
 /* wal_cipher.c */
 extern void cmk_wal_after_read(int fd, char *buf, size_t len, off_t offset);

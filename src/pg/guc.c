@@ -118,6 +118,14 @@ cmk_guc_init(void)
 							 "Adopt a newer enabled version of the key by itself (when cmk.key_url names no version).",
 							 NULL, &cmk_follow_latest_version, false, PGC_SIGHUP, 0, NULL, NULL, NULL);
 
+	DefineCustomIntVariable("cmk.sweep_cost_limit",
+							"Work the sweep does (a page read costs 1, a rewrite 20) before it sleeps cmk.sweep_cost_delay.",
+							NULL, &cmk_sweep_cost_limit, 2000, 1, 1000000, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("cmk.sweep_cost_delay",
+							"How long the sweep sleeps each time it reaches cmk.sweep_cost_limit (0 = no throttling).",
+							NULL, &cmk_sweep_cost_delay_ms, 10, 0, 1000, PGC_SIGHUP,
+							GUC_UNIT_MS, NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("cmk");
 }
 

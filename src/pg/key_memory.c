@@ -15,6 +15,7 @@
 #include "storage/ipc.h"
 
 #include "pg/cmk.h"
+#include "pg/file_io.h"
 #include "pg/lifecycle.h"
 
 cmk_key_state *cmk_keys = NULL;
@@ -89,6 +90,8 @@ cmk_key_memory_init(void)
 				  psprintf("key generation %u unwrapped at start-up (KEK version %s)",
 						   cmk_keys->current_generation, cmk_keys->kek_version));
 	}
+
+	cmk_temp_rekey_at_start();
 
 	/* Set up the current generation's ciphers here, to be inherited. */
 	(void) cmk_cipher_for(cmk_keys->current_generation, CMK_PURPOSE_DATA_PAGES);

@@ -199,6 +199,7 @@ void
 cmk_key_worker_main(Datum arg)
 {
 	MemoryContext loop_context;
+	TimestampTz next_check;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -206,23 +207,35 @@ cmk_key_worker_main(Datum arg)
 	cmk_status_shared->worker_pid = MyProcPid;
 	loop_context = AllocSetContextCreate(TopMemoryContext, "cmk key worker", ALLOCSET_DEFAULT_SIZES);
 
+	/* Start-up has just unwrapped the key: the first check is one interval on. */
+	next_check = GetCurrentTimestamp() + (TimestampTz) cmk_key_check_interval_s * USECS_PER_SEC;
 	for (;;)
 	{
-		long		wait_ms = (long) cmk_key_check_interval_s * 1000L;
+		TimestampTz now = GetCurrentTimestamp();
+		long		wait_ms;
 
-		/* While inaccessible, look again soon, and keep sessions ended. */
-		if (cmk_status_shared->access_state == CMK_ACCESS_INACCESSIBLE)
-			wait_ms = Min(wait_ms, 1000L);
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
+		if (now < next_check)
 		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
+			wait_ms = (long) ((next_check - now) / 1000) + 1;
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+			if (ConfigReloadPending)
+			{
+				ConfigReloadPending = false;
+				ProcessConfigFile(PGC_SIGHUP);
+				/* A shorter interval takes effect now. */
+				next_check = Min(next_check, GetCurrentTimestamp() + (TimestampTz) cmk_key_check_interval_s * USECS_PER_SEC);
+			}
+			continue;
 		}
 		MemoryContextSwitchTo(loop_context);
 		check_once();
 		MemoryContextReset(loop_context);
+		/* While inaccessible, look again soon, and keep sessions ended. */
+		next_check = GetCurrentTimestamp() + (cmk_status_shared->access_state == CMK_ACCESS_INACCESSIBLE ?
+											  Min((TimestampTz) cmk_key_check_interval_s, 1) :
+											  (TimestampTz) cmk_key_check_interval_s) * USECS_PER_SEC;
 	}
 }

@@ -63,6 +63,88 @@ install(const uint8 *bytes, size_t len, int elevel)
 	log_messages(&messages);
 }
 
+/* WAL record, flush, then the file and the keys in memory; frees bytes. */
+static void
+log_and_install(uint8 *bytes, size_t len)
+{
+	XLogRecPtr	lsn;
+
+	START_CRIT_SECTION();
+	XLogBeginInsert();
+	XLogRegisterData((char *) bytes, (uint32) len);
+	lsn = XLogInsert(CMK_RMGR_ID, XLOG_CMK_KEYRING);
+	XLogFlush(lsn);
+	END_CRIT_SECTION();
+
+	/* From here on, failing to write would leave WAL and file disagreeing. */
+	install(bytes, len, PANIC);
+	cmk_core_free(bytes);
+}
+
+static void
+require_primary(void)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cmk: the keyring cannot be changed during recovery"),
+				 errhint("Change it on the primary; standbys follow through WAL.")));
+}
+
+/* DEK rotation: a new generation, current at once. Returns it. */
+uint32
+cmk_add_generation(void)
+{
+	cmk_provider_settings settings;
+	cmk_messages messages;
+	cmk_error	err;
+	uint8	   *bytes;
+	size_t		len;
+	char		id[700];
+	uint32		generation;
+
+	require_primary();
+	LWLockAcquire(cmk_rotation_lock(), LW_EXCLUSIVE);
+	cmk_provider_settings_from_gucs(&settings);
+	if (cmk_core_add_generation(DataDir, cmk_keys, &settings, &bytes, &len, &messages, &err) != 0)
+	{
+		log_messages(&messages);
+		LWLockRelease(cmk_rotation_lock());
+		cmk_event("dek_rotation", NULL, "failed", err.message);
+		ereport(ERROR,
+				(errmsg("cmk: cannot create a new key generation: %s", err.message),
+				 errdetail("The keyring was not changed."),
+				 err.hint[0] ? errhint("%s", err.hint) : 0));
+	}
+	log_messages(&messages);
+	log_and_install(bytes, len);
+	generation = cmk_keys->current_generation;
+	cmk_kek_id(id, sizeof(id));
+	LWLockRelease(cmk_rotation_lock());
+	cmk_event("dek_rotated", id, "ok", psprintf("key generation %u is current; the sweep rewrites older pages", generation));
+	return generation;
+}
+
+/* Removes a generation that nothing needs any more (checked by the caller). */
+void
+cmk_remove_generation(uint32 generation)
+{
+	cmk_error	err;
+	uint8	   *bytes;
+	size_t		len;
+
+	require_primary();
+	LWLockAcquire(cmk_rotation_lock(), LW_EXCLUSIVE);
+	if (cmk_core_remove_generation(DataDir, cmk_keys, generation, &bytes, &len, &err) != 0)
+	{
+		LWLockRelease(cmk_rotation_lock());
+		ereport(ERROR, (errmsg("cmk: %s", err.message)));
+	}
+	log_and_install(bytes, len);
+	LWLockRelease(cmk_rotation_lock());
+	cmk_event("generation_retired", NULL, "ok", psprintf("key generation %u removed from the keyring", generation));
+}
+
 /*
  * Replaces the keyring by one whose generations are all wrapped by
  * new_key_url. ERROR (keyring untouched) if the new key is unusable.
@@ -76,17 +158,11 @@ cmk_replace_keyring(const char *new_key_url)
 	cmk_error	err;
 	uint8	   *bytes;
 	size_t		len;
-	XLogRecPtr	lsn;
 	char		old_id[700];
 	char		new_id[700];
 	int			rc;
 
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cmk: the keyring cannot be changed during recovery"),
-				 errhint("Rotate on the primary; standbys follow through WAL.")));
-
+	require_primary();
 	LWLockAcquire(cmk_rotation_lock(), LW_EXCLUSIVE);
 	cmk_kek_id(old_id, sizeof(old_id));
 	cmk_provider_settings_from_gucs(&settings);
@@ -103,16 +179,7 @@ cmk_replace_keyring(const char *new_key_url)
 				 err.hint[0] ? errhint("%s", err.hint) : 0));
 	}
 
-	START_CRIT_SECTION();
-	XLogBeginInsert();
-	XLogRegisterData((char *) bytes, (uint32) len);
-	lsn = XLogInsert(CMK_RMGR_ID, XLOG_CMK_KEYRING);
-	XLogFlush(lsn);
-	END_CRIT_SECTION();
-
-	/* From here on, failing to write would leave WAL and file disagreeing. */
-	install(bytes, len, PANIC);
-	cmk_core_free(bytes);
+	log_and_install(bytes, len);
 	cmk_kek_id(new_id, sizeof(new_id));
 	LWLockRelease(cmk_rotation_lock());
 	cmk_event("kek_rotated", new_id, "ok", psprintf("the keyring was wrapped by %s", old_id));

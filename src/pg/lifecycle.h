@@ -23,6 +23,21 @@ typedef struct cmk_shared_status
 	char		last_error[1024];
 	char		reason[1024];	/* why the server is inaccessible */
 	int			worker_pid;
+
+	/* the sweep (sweep.c) */
+	int			sweep_launcher_pid;
+	bool		sweep_running;
+	uint32		sweep_target;
+	TimestampTz sweep_started;
+	TimestampTz sweep_finished;
+	int			sweep_databases_total;
+	int			sweep_databases_done;
+	int64		sweep_relations_total;
+	int64		sweep_relations_done;
+	int64		sweep_pages_scanned;
+	int64		sweep_pages_stale;
+	int64		sweep_pages_rewritten;
+	char		sweep_relation[2 * NAMEDATALEN + 2];
 } cmk_shared_status;
 
 extern cmk_shared_status *cmk_status_shared;
@@ -39,10 +54,19 @@ extern void cmk_event(const char *event, const char *key_id, const char *outcome
 #define CMK_RMGR_ID 152
 extern void cmk_keyring_rmgr_register(void);
 extern void cmk_replace_keyring(const char *new_key_url);
+extern uint32 cmk_add_generation(void);
+extern void cmk_remove_generation(uint32 generation);
 extern void cmk_kek_id(char *buf, size_t len);
 
 /* access_gate.c */
 extern void cmk_access_gate_init(void);
+
+/* sweep.c */
+extern int	cmk_sweep_cost_limit;
+extern int	cmk_sweep_cost_delay_ms;
+extern void cmk_sweep_register(void);
+extern void cmk_sweep_request(void);
+extern void cmk_sweep_request_at_start(void);
 
 /* key_worker.c */
 extern void cmk_key_worker_register(void);

@@ -17,13 +17,21 @@
  * reads the unit, merges, and rewrites it; it never extends the file past
  * what was asked.
  *
- * Temporary files are always written by the current key generation and
- * never outlive the server run, so their bytes carry no generation mark.
+ * These files carry no generation mark. They use the generation that was
+ * current when the server started (cmk_keys->temp_generation), fixed for the
+ * whole run, so a DEK rotation in the middle of a query changes nothing for
+ * them. The few that outlive a run (two-phase files, the pg_stat_statements
+ * dump) are re-keyed at the next start when the generation has changed
+ * (cmk_temp_rekey_at_start); the others are removed by PostgreSQL at start.
  */
 #include "postgres.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include "miscadmin.h"
 
 #include "pg/cmk.h"
 #include "pg/file_io.h"
@@ -89,7 +97,7 @@ temp_tweak(int fd, uint64 unit, bool short_unit, uint8 *tweak)
 static void
 crypt_unit(int fd, uint64 unit, char *data, size_t len, bool encrypt)
 {
-	cmk_xts    *xts = cmk_cipher_for(cmk_current_generation(), CMK_PURPOSE_TEMP_FILES);
+	cmk_xts    *xts = cmk_cipher_for(cmk_keys->temp_generation, CMK_PURPOSE_TEMP_FILES);
 	uint8		tweak[CMK_XTS_TWEAK_BYTES];
 	int			rc;
 
@@ -289,4 +297,113 @@ cmk_temp_truncate(int fd, off_t length)
 	keep = Min(keep, (size_t) stored);
 	crypt_unit(fd, unit, unit_buf, keep, true);
 	return write_all(fd, unit_buf, keep, (off_t) (unit * UNIT)) < 0 ? -1 : 0;
+}
+
+/*
+ * Start-up, in the postmaster, before anything reads them: files of the
+ * temporary class that survive a restart were written with the previous
+ * run's generation (recorded in pg_cmk/temp_generation); re-encrypt them
+ * with this run's. Plain libc I/O: the GOT is not patched yet.
+ */
+static void
+rekey_file(const char *relpath, uint32 from, uint32 to)
+{
+	char		path[MAXPGPATH];
+	char		tmp[MAXPGPATH];
+	int			fd;
+	struct stat st;
+	char	   *data;
+	uint64		hash = 0;
+	ssize_t		got = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", DataDir, relpath);
+	fd = open(path, O_RDONLY);
+	if (fd < 0 || fstat(fd, &st) != 0)
+	{
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	data = palloc(Max(st.st_size, 1));
+	while (got < st.st_size)
+	{
+		ssize_t		r = read(fd, data + got, st.st_size - got);
+
+		if (r <= 0)
+			break;
+		got += r;
+	}
+	close(fd);
+	if (got != st.st_size)
+		ereport(FATAL, (errmsg("cmk: could not read \"%s\" to re-key it", path)));
+
+	/* The tweak hash of the path, as cmk_temp_file_opened computes it. */
+	cmk_temp_file_opened(0, relpath);
+	hash = fd_path_hash[0];
+	for (off_t off = 0; off < st.st_size; off += UNIT)
+	{
+		size_t		len = Min((size_t) UNIT, (size_t) (st.st_size - off));
+		uint32		saved = cmk_keys->temp_generation;
+
+		fd_path_hash[0] = hash;
+		cmk_keys->temp_generation = from;
+		crypt_unit(0, (uint64) (off / UNIT), data + off, len, false);
+		cmk_keys->temp_generation = to;
+		crypt_unit(0, (uint64) (off / UNIT), data + off, len, true);
+		cmk_keys->temp_generation = saved;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.cmk-rekey", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, data, st.st_size) != st.st_size || fsync(fd) != 0 || close(fd) != 0 ||
+		rename(tmp, path) != 0)
+		ereport(FATAL, (errmsg("cmk: could not re-key \"%s\": %m", path)));
+	fd_path_hash[0] = 0;
+	pfree(data);
+}
+
+void
+cmk_temp_rekey_at_start(void)
+{
+	char		path[MAXPGPATH];
+	char		buf[32];
+	uint32		previous = 0;
+	int			fd;
+	DIR		   *dir;
+	struct dirent *de;
+
+	cmk_keys->temp_generation = cmk_keys->current_generation;
+	snprintf(path, sizeof(path), "%s/pg_cmk/temp_generation", DataDir);
+	fd = open(path, O_RDONLY);
+	if (fd >= 0)
+	{
+		ssize_t		n = read(fd, buf, sizeof(buf) - 1);
+
+		close(fd);
+		if (n > 0)
+		{
+			buf[n] = '\0';
+			previous = (uint32) strtoul(buf, NULL, 10);
+		}
+	}
+	if (previous != 0 && previous != cmk_keys->temp_generation)
+	{
+		snprintf(path, sizeof(path), "%s/pg_twophase", DataDir);
+		if ((dir = opendir(path)) != NULL)
+		{
+			while ((de = readdir(dir)) != NULL)
+			{
+				if (strlen(de->d_name) == 8 && strspn(de->d_name, "0123456789ABCDEF") == 8)
+					rekey_file(psprintf("pg_twophase/%s", de->d_name), previous, cmk_keys->temp_generation);
+			}
+			closedir(dir);
+		}
+		rekey_file("pg_stat/pg_stat_statements.stat", previous, cmk_keys->temp_generation);
+		ereport(LOG, (errmsg("cmk: re-keyed surviving temporary files from key generation %u to %u",
+							 previous, cmk_keys->temp_generation)));
+	}
+	snprintf(path, sizeof(path), "%s/pg_cmk/temp_generation", DataDir);
+	snprintf(buf, sizeof(buf), "%u\n", cmk_keys->temp_generation);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, buf, strlen(buf)) != (ssize_t) strlen(buf) || fsync(fd) != 0 || close(fd) != 0)
+		ereport(FATAL, (errmsg("cmk: could not write \"%s\": %m", path)));
 }

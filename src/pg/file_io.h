@@ -48,6 +48,8 @@ extern void cmk_io_binding_install_in(const char *object_suffix);
 extern bool cmk_io_bound(void);
 extern int	cmk_open_wrapper(const char *path, int flags,...);
 extern int	cmk_close_wrapper(int fd);
+extern ssize_t cmk_pread_full(int fd, char *buf, size_t count, off_t offset);
+extern ssize_t cmk_pwrite_all(int fd, const char *buf, size_t count, off_t offset);
 
 /* stdio_binding.c: fopen() of encrypted files gives an encrypting stream */
 extern FILE *cmk_fopen(const char *path, const char *mode);

@@ -26,6 +26,7 @@ typedef struct cmk_shared_status
 
 	/* the sweep (sweep.c) */
 	int			sweep_launcher_pid;
+	struct Latch *sweep_launcher_latch;
 	bool		sweep_running;
 	uint32		sweep_target;
 	TimestampTz sweep_started;

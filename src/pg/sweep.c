@@ -124,8 +124,9 @@ cmk_sweep_request(void)
 
 	snprintf(text, sizeof(text), "%u\n", cmk_current_generation());
 	write_sweep_file(text);
-	if (cmk_status_shared->sweep_launcher_pid > 0)
-		kill(cmk_status_shared->sweep_launcher_pid, SIGUSR1);
+	/* Its latch, not a signal: SIGUSR1 is PostgreSQL's (procsignal). */
+	if (cmk_status_shared->sweep_launcher_latch != NULL)
+		SetLatch(cmk_status_shared->sweep_launcher_latch);
 }
 
 /* ---- per-database worker ---- */
@@ -287,18 +288,6 @@ cmk_sweep_database_main(Datum arg)
 
 /* ---- launcher ---- */
 
-static volatile sig_atomic_t sweep_requested = false;
-
-static void
-handle_sigusr1(SIGNAL_ARGS)
-{
-	int			save_errno = errno;
-
-	sweep_requested = true;
-	SetLatch(MyLatch);
-	errno = save_errno;
-}
-
 /* Databases, read from the shared catalog without connecting to one. */
 static List *
 database_oids(void)
@@ -388,10 +377,10 @@ cmk_sweep_launcher_main(Datum arg)
 {
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
-	pqsignal(SIGUSR1, handle_sigusr1);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);	/* shared catalogs only */
 	cmk_status_shared->sweep_launcher_pid = MyProcPid;
+	cmk_status_shared->sweep_launcher_latch = MyLatch;
 
 	for (int failed_passes = 0;;)
 	{
@@ -450,7 +439,6 @@ cmk_sweep_launcher_main(Datum arg)
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10000L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
-		sweep_requested = false;
 	}
 }
 

@@ -126,23 +126,10 @@ crypt_unit(int fd, uint64 unit, char *data, size_t len, bool encrypt)
 static ssize_t
 load_unit(int fd, uint64 unit)
 {
-	ssize_t		got = 0;
+	ssize_t		got = cmk_pread_full(fd, unit_buf, UNIT, (off_t) (unit * UNIT));
 
-	while (got < UNIT)
-	{
-		ssize_t		r = cmk_real_io.pread(fd, unit_buf + got, UNIT - got, (off_t) (unit * UNIT) + got);
-
-		if (r < 0)
-		{
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (r == 0)
-			break;
-		got += r;
-	}
-	crypt_unit(fd, unit, unit_buf, (size_t) got, false);
+	if (got > 0)
+		crypt_unit(fd, unit, unit_buf, (size_t) got, false);
 	return got;
 }
 
@@ -188,30 +175,6 @@ cmk_temp_after_read(int fd, char *buf, size_t len, off_t offset)
 		lock_units(fd, first, end - first + UNIT, F_UNLCK);
 }
 
-static ssize_t
-write_all(int fd, const char *buf, size_t count, off_t offset)
-{
-	size_t		done = 0;
-
-	while (done < count)
-	{
-		ssize_t		r = cmk_real_io.pwrite(fd, buf + done, count - done, offset + done);
-
-		if (r < 0)
-		{
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (r == 0)
-		{
-			errno = ENOSPC;
-			return -1;
-		}
-		done += r;
-	}
-	return (ssize_t) done;
-}
 
 ssize_t
 cmk_temp_write(int fd, const char *buf, size_t count, off_t offset)
@@ -230,7 +193,7 @@ cmk_temp_write(int fd, const char *buf, size_t count, off_t offset)
 		{
 			if (run_units == SCRATCH_UNITS)
 			{
-				if (write_all(fd, scratch, (size_t) run_units * UNIT, run_start) < 0)
+				if (cmk_pwrite_all(fd, scratch, (size_t) run_units * UNIT, run_start) < 0)
 					return -1;
 				run_units = 0;
 			}
@@ -245,7 +208,7 @@ cmk_temp_write(int fd, const char *buf, size_t count, off_t offset)
 		/* Part of a unit: merge with what is stored, rewrite the unit. */
 		if (run_units > 0)
 		{
-			if (write_all(fd, scratch, (size_t) run_units * UNIT, run_start) < 0)
+			if (cmk_pwrite_all(fd, scratch, (size_t) run_units * UNIT, run_start) < 0)
 				return -1;
 			run_units = 0;
 		}
@@ -268,14 +231,14 @@ cmk_temp_write(int fd, const char *buf, size_t count, off_t offset)
 			memcpy(unit_buf + (from - unit_off), buf + (from - offset), to - from);
 			new_len = Max((size_t) stored, (size_t) (to - unit_off));
 			crypt_unit(fd, unit, unit_buf, new_len, true);
-			rc = write_all(fd, unit_buf, new_len, unit_off);
+			rc = cmk_pwrite_all(fd, unit_buf, new_len, unit_off);
 			if (fd_lock_units[fd])
 				lock_units(fd, unit_off, UNIT, F_UNLCK);
 			if (rc < 0)
 				return -1;
 		}
 	}
-	if (run_units > 0 && write_all(fd, scratch, (size_t) run_units * UNIT, run_start) < 0)
+	if (run_units > 0 && cmk_pwrite_all(fd, scratch, (size_t) run_units * UNIT, run_start) < 0)
 		return -1;
 	return (ssize_t) count;
 }
@@ -296,14 +259,15 @@ cmk_temp_truncate(int fd, off_t length)
 		return 0;
 	keep = Min(keep, (size_t) stored);
 	crypt_unit(fd, unit, unit_buf, keep, true);
-	return write_all(fd, unit_buf, keep, (off_t) (unit * UNIT)) < 0 ? -1 : 0;
+	return cmk_pwrite_all(fd, unit_buf, keep, (off_t) (unit * UNIT)) < 0 ? -1 : 0;
 }
 
 /*
  * Start-up, in the postmaster, before anything reads them: files of the
  * temporary class that survive a restart were written with the previous
- * run's generation (recorded in pg_cmk/temp_generation); re-encrypt them
- * with this run's. Plain libc I/O: the GOT is not patched yet.
+ * run's generation (recorded in pg_cmk/temp_generation), or in plaintext
+ * before cmk was first loaded (no record); re-encrypt them with this run's.
+ * Plain libc I/O: the GOT is not patched yet.
  */
 static void
 rekey_file(const char *relpath, uint32 from, uint32 to)
@@ -347,7 +311,8 @@ rekey_file(const char *relpath, uint32 from, uint32 to)
 
 		fd_path_hash[0] = hash;
 		cmk_keys->temp_generation = from;
-		crypt_unit(0, (uint64) (off / UNIT), data + off, len, false);
+		if (from != 0)			/* 0: written before cmk, plaintext */
+			crypt_unit(0, (uint64) (off / UNIT), data + off, len, false);
 		cmk_keys->temp_generation = to;
 		crypt_unit(0, (uint64) (off / UNIT), data + off, len, true);
 		cmk_keys->temp_generation = saved;
@@ -366,7 +331,7 @@ cmk_temp_rekey_at_start(void)
 {
 	char		path[MAXPGPATH];
 	char		buf[32];
-	uint32		previous = 0;
+	uint32		previous = 0;	/* no record: files from before cmk, plaintext */
 	int			fd;
 	DIR		   *dir;
 	struct dirent *de;
@@ -385,7 +350,7 @@ cmk_temp_rekey_at_start(void)
 			previous = (uint32) strtoul(buf, NULL, 10);
 		}
 	}
-	if (previous != 0 && previous != cmk_keys->temp_generation)
+	if (previous != cmk_keys->temp_generation)
 	{
 		snprintf(path, sizeof(path), "%s/pg_twophase", DataDir);
 		if ((dir = opendir(path)) != NULL)
@@ -398,8 +363,8 @@ cmk_temp_rekey_at_start(void)
 			closedir(dir);
 		}
 		rekey_file("pg_stat/pg_stat_statements.stat", previous, cmk_keys->temp_generation);
-		ereport(LOG, (errmsg("cmk: re-keyed surviving temporary files from key generation %u to %u",
-							 previous, cmk_keys->temp_generation)));
+		ereport(LOG, (errmsg("cmk: encrypted surviving temporary files (two-phase state, pg_stat_statements dump) with key generation %u (they had %s)",
+							 cmk_keys->temp_generation, previous == 0 ? "none: plaintext" : psprintf("generation %u", previous))));
 	}
 	snprintf(path, sizeof(path), "%s/pg_cmk/temp_generation", DataDir);
 	snprintf(buf, sizeof(buf), "%u\n", cmk_keys->temp_generation);

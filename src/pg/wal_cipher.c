@@ -78,22 +78,10 @@ cmk_wal_page_decrypt_in_place(char *page)
 static bool
 read_whole_page(int fd, off_t page_off)
 {
-	ssize_t		got = 0;
+	ssize_t		got = cmk_pread_full(fd, page_buf, WAL_PAGE, page_off);
 
-	while (got < WAL_PAGE)
-	{
-		ssize_t		r = cmk_real_io.pread(fd, page_buf + got, WAL_PAGE - got, page_off + got);
-
-		if (r < 0)
-		{
-			if (errno == EINTR)
-				continue;
-			return false;
-		}
-		if (r == 0)
-			break;
-		got += r;
-	}
+	if (got < 0)
+		return false;
 	memset(page_buf + got, 0, WAL_PAGE - got);
 	return true;
 }
@@ -122,30 +110,6 @@ cmk_wal_after_read(int fd, char *buf, size_t len, off_t offset)
 	}
 }
 
-static ssize_t
-write_all(int fd, const char *buf, size_t count, off_t offset)
-{
-	size_t		done = 0;
-
-	while (done < count)
-	{
-		ssize_t		r = cmk_real_io.pwrite(fd, buf + done, count - done, offset + done);
-
-		if (r < 0)
-		{
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (r == 0)
-		{
-			errno = ENOSPC;
-			return -1;
-		}
-		done += r;
-	}
-	return (ssize_t) done;
-}
 
 ssize_t
 cmk_wal_write(int fd, const char *buf, size_t count, off_t offset)
@@ -165,7 +129,7 @@ cmk_wal_write(int fd, const char *buf, size_t count, off_t offset)
 			/* A whole page: encrypt into the current run of the scratch. */
 			if (run_pages == SCRATCH_PAGES)
 			{
-				if (write_all(fd, scratch, (size_t) run_pages * WAL_PAGE, run_start) < 0)
+				if (cmk_pwrite_all(fd, scratch, (size_t) run_pages * WAL_PAGE, run_start) < 0)
 					return -1;
 				run_pages = 0;
 			}
@@ -179,7 +143,7 @@ cmk_wal_write(int fd, const char *buf, size_t count, off_t offset)
 		/* Part of a page: flush the run, then merge with the page on disk. */
 		if (run_pages > 0)
 		{
-			if (write_all(fd, scratch, (size_t) run_pages * WAL_PAGE, run_start) < 0)
+			if (cmk_pwrite_all(fd, scratch, (size_t) run_pages * WAL_PAGE, run_start) < 0)
 				return -1;
 			run_pages = 0;
 		}
@@ -189,13 +153,13 @@ cmk_wal_write(int fd, const char *buf, size_t count, off_t offset)
 		memcpy(page_buf + (from - page_off), buf + (from - offset), to - from);
 		if (cmk_wal_page_encrypt_copy(page_buf, scratch))
 		{
-			if (write_all(fd, scratch, WAL_PAGE, page_off) < 0)
+			if (cmk_pwrite_all(fd, scratch, WAL_PAGE, page_off) < 0)
 				return -1;
 		}
-		else if (write_all(fd, buf + (from - offset), to - from, from) < 0)
+		else if (cmk_pwrite_all(fd, buf + (from - offset), to - from, from) < 0)
 			return -1;			/* not a WAL page (zero fill): as asked */
 	}
-	if (run_pages > 0 && write_all(fd, scratch, (size_t) run_pages * WAL_PAGE, run_start) < 0)
+	if (run_pages > 0 && cmk_pwrite_all(fd, scratch, (size_t) run_pages * WAL_PAGE, run_start) < 0)
 		return -1;
 	return (ssize_t) count;
 }

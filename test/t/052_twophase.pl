@@ -45,4 +45,21 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM t'), '1000', 'COMMIT PREPA
 $node->stop;
 is_deeply([ files_containing('cmkCANARY', $node->data_dir) ], [], 'no canary in any file after commit');
 
+# A transaction prepared before cmk was turned on: its plaintext state file
+# is encrypted at the first start with cmk, and it still commits.
+my $late = plain_node('late', conf => $conf);
+$late->start;
+is(prepare_and_checkpoint($late), 1, 'without cmk: a prepared transaction with its state file');
+$late->stop;
+my $kek = $late->basedir . '/kek.pem';
+make_kek($kek);
+$late->append_conf('postgresql.conf', "shared_preload_libraries = 'cmk'\ncmk.key_url = 'file:$kek'\n");
+$late->start;
+is($late->safe_psql('postgres', 'SELECT gid FROM pg_prepared_xacts'), $gid, 'the first start with cmk keeps the prepared transaction');
+is_deeply([ files_containing($gid, $late->data_dir . '/pg_twophase') ], [], 'its state file is now encrypted');
+$late->restart;
+$late->safe_psql('postgres', "COMMIT PREPARED '$gid'");
+is($late->safe_psql('postgres', 'SELECT count(*) FROM t'), '1000', 'and it commits after another restart');
+$late->stop;
+
 done_testing();

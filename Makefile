@@ -51,7 +51,9 @@ $(CORE_LIB): $(CORE_OBJS)
 	rm -f $@
 	$(AR) crs $@ $^
 
-$(OBJS): $(CORE_LIB)
+# PGXS tracks no header dependencies for C: every glue object depends on
+# every glue header and on the core's C interface.
+$(OBJS): $(CORE_LIB) $(wildcard src/pg/*.h) src/core/capi.h
 cmk.so: $(CORE_LIB)
 
 $(PG_CMK_BIN): $(PG_CMK_SRCS) $(wildcard src/bin/*.h) $(CORE_LIB)

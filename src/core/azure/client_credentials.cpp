@@ -36,6 +36,19 @@ void log_new_token(const Pipeline& p, const std::string& cred, const std::string
           ", valid for " + std::to_string(valid) + " s, to be refreshed in " + std::to_string(refresh) + " s");
 }
 
+// The client credentials grant with a JWT client assertion (a certificate's
+// signature, or a federated token); the assertion and the body are wiped.
+AccessToken request_with_assertion(const CredentialOptions& options, const std::string& tenant,
+                                   const std::string& client_id, const std::string& scope, std::string& assertion,
+                                   const Budget& budget, const std::string& who, const std::string& describe) {
+    std::string body = "grant_type=client_credentials&client_id=" + url_encode(client_id) + "&scope=" + url_encode(scope) +
+                       "&client_assertion_type=" + url_encode(kJwtBearer) + "&client_assertion=" + url_encode(assertion);
+    wipe(assertion);
+    AccessToken tok = request_entra_token(*options.pipeline, options.authority_host, tenant, body, budget, who, describe);
+    wipe(body);
+    return tok;
+}
+
 }  // namespace
 
 CredentialOptions CredentialOptions::from_environment(const AzureEnvironment& env, std::shared_ptr<Pipeline> pipeline) {
@@ -110,14 +123,8 @@ AccessToken ClientCertificateCredential::get_token(const TokenRequestContext& co
             // The assertion's audience is the token endpoint itself.
             std::string assertion = signer_.make_assertion(token_endpoint(options_.authority_host, tenant), client_id_,
                                                            static_cast<int64_t>(std::time(nullptr)));
-            std::string body = "grant_type=client_credentials&client_id=" + url_encode(client_id_) +
-                               "&scope=" + url_encode(scope) + "&client_assertion_type=" + url_encode(kJwtBearer) +
-                               "&client_assertion=" + url_encode(assertion);
-            wipe(assertion);
-            AccessToken tok = request_entra_token(*options_.pipeline, options_.authority_host, tenant, body, context.budget,
-                                                  name(), describe());
-            wipe(body);
-            return tok;
+            return request_with_assertion(options_, tenant, client_id_, scope, assertion, context.budget, name(),
+                                          describe());
         },
         &fetched);
     if (fetched) log_new_token(*options_.pipeline, name(), scope, tenant, t);
@@ -171,14 +178,8 @@ AccessToken WorkloadIdentityCredential::get_token(const TokenRequestContext& con
                 wipe(last_assertion_);
                 last_assertion_ = assertion;
             }
-            std::string body = "grant_type=client_credentials&client_id=" + url_encode(client_id_) +
-                               "&scope=" + url_encode(scope) + "&client_assertion_type=" + url_encode(kJwtBearer) +
-                               "&client_assertion=" + url_encode(assertion);
-            wipe(assertion);
-            AccessToken tok = request_entra_token(*options_.pipeline, options_.authority_host, tenant, body, context.budget,
-                                                  name(), describe());
-            wipe(body);
-            return tok;
+            return request_with_assertion(options_, tenant, client_id_, scope, assertion, context.budget, name(),
+                                          describe());
         },
         &fetched);
     if (fetched) log_new_token(*options_.pipeline, name(), scope, tenant, t);

@@ -196,6 +196,9 @@ ok($mid, 'the sweep is in the middle of its work');
 $crash->stop('immediate');
 $crash->start;
 ok(wait_sweep_done($crash), 'after the crash the sweep resumes and finishes');
+diag('sweep without concurrent load (cmk.sweep_cost_delay = 20ms, resumed after the crash): '
+	  . $crash->safe_psql('postgres', 'SELECT pages_scanned, pages_rewritten, round(pages_scanned_per_second::numeric), round(pages_rewritten_per_second::numeric) FROM cmk_sweep_progress()')
+	  . ' (scanned|rewritten|scanned/s|rewritten/s)');
 $crash->safe_psql('postgres', 'CHECKPOINT');
 is(page_generations($crash->data_dir)->{0} // 0, 0, 'no plaintext page left');
 is(digests($crash, 1), $cbefore, 'every row unchanged (unlogged tables are reset by the crash, as always)');

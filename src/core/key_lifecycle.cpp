@@ -106,12 +106,6 @@ Keyring remove_generation(const Keyring& keyring, uint32_t generation) {
     return out;
 }
 
-Bytes write_keyring(const std::string& datadir, const Keyring& keyring, const std::vector<UnwrappedGeneration>& deks) {
-    const SecureBytes& dek = dek_of(deks, keyring.current_generation);
-    Bytes file = encode_keyring(keyring, derive_keys(dek.data(), dek.size()).keyring_mac);
-    write_file_atomically(keyring_path(datadir), file, 0600);
-    return file;
-}
 
 Keyring install_keyring(const std::string& datadir, const Bytes& file, std::vector<UnwrappedGeneration>& deks,
                         const ProviderSettings& settings) {

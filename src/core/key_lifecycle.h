@@ -37,9 +37,6 @@ Keyring add_generation(const Keyring& keyring, std::vector<UnwrappedGeneration>&
 // The keyring without `generation` (never the current one).
 Keyring remove_generation(const Keyring& keyring, uint32_t generation);
 
-// Encodes and writes a keyring (MAC with the current generation's DEK).
-Bytes write_keyring(const std::string& datadir, const Keyring& keyring, const std::vector<UnwrappedGeneration>& deks);
-
 // Installs keyring bytes (from WAL): decodes them, unwraps generations not in
 // `deks` (appending them), verifies the MAC, writes the file.
 Keyring install_keyring(const std::string& datadir, const Bytes& file, std::vector<UnwrappedGeneration>& deks,

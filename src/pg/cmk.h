@@ -42,7 +42,6 @@ extern cmk_page_kind cmk_page_classify(const char *page);
 /* smgr_binding.c: the storage-manager table of the running server */
 extern void cmk_smgr_binding_locate(void);
 extern void cmk_smgr_binding_install(void);
-extern const char *cmk_binding_state(void);
 
 /* data_scan.c: relation files of the data directory */
 typedef bool (*cmk_relation_file_fn) (const char *path, void *arg);

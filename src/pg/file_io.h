@@ -45,7 +45,6 @@ cmk_fd_class_of(int fd)
 /* io_binding.c */
 extern void cmk_io_binding_install(void);
 extern void cmk_io_binding_install_in(const char *object_suffix);
-extern bool cmk_io_bound(void);
 extern int	cmk_open_wrapper(const char *path, int flags,...);
 extern int	cmk_close_wrapper(int fd);
 extern ssize_t cmk_pread_full(int fd, char *buf, size_t count, off_t offset);

@@ -66,7 +66,6 @@ static got_target targets[] = {
 
 #define N_TARGETS lengthof(targets)
 
-static bool io_bound = false;
 
 /* Encrypted files opened with O_APPEND: appends are emulated (see cmk_open_wrapper). */
 static bool fd_append[CMK_FD_TABLE_SIZE];
@@ -303,7 +302,6 @@ cmk_io_binding_install(void)
 
 	for (size_t t = 0; t < N_TARGETS; t++)
 		cmk_got_write(&slots[t], targets[t].wrapper);
-	io_bound = true;
 }
 
 /*
@@ -338,8 +336,3 @@ cmk_io_binding_install_in(const char *object_suffix)
 	}
 }
 
-bool
-cmk_io_bound(void)
-{
-	return io_bound;
-}

@@ -36,7 +36,6 @@ typedef void (*write_fn) (SMgrRelation, ForkNumber, BlockNumber, char *, bool);
 
 static void *volatile *smgrsw_slots = NULL;
 static bool smgrsw_in_relro = false;
-static bool installed = false;
 
 /* Per-process scratch page for encrypted copies: no allocation per write. */
 static PGAlignedBlock scratch;
@@ -178,11 +177,5 @@ cmk_smgr_binding_install(void)
 		smgrsw_slots[SLOT_READ] != (void *) cmk_mdread ||
 		smgrsw_slots[SLOT_WRITE] != (void *) cmk_mdwrite)
 		ereport(FATAL, (errmsg("cmk: the storage manager table did not take the new entries")));
-	installed = true;
 }
 
-const char *
-cmk_binding_state(void)
-{
-	return installed ? (smgrsw_in_relro ? "smgrsw (relro)" : "smgrsw") : "not bound";
-}

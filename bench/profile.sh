@@ -10,8 +10,8 @@
 # workloads: select_only tpcb wal_write copy sort
 # Settings: PROFILE_SECONDS (pgbench -T, 20), PROFILE_SCALE (50),
 #   PROFILE_COPY_ROWS (10000000), PROFILE_WAL_MB (1024), PROFILE_SORT_ROWS
-#   (3000000), PROFILE_FREQ (perf -F, 999), PROFILE_CALLGRAPH (perf
-#   --call-graph: fp or dwarf; default dwarf, because Debian's postgres and
+#   (3000000), PROFILE_FREQ (perf -F, 499), PROFILE_CALLGRAPH (perf
+#   --call-graph: fp or dwarf[,size]; default dwarf,8192, because Debian's postgres and
 #   libcrypto have no frame pointers), PROFILE_DIR (/var/tmp/cmk-profile),
 #   PROFILE_OUT (bench/results/profile), PROFILE_BUILD (tree: make && make
 #   install in the repository, head: the same from `git archive HEAD`, none).
@@ -28,8 +28,8 @@ workloads=("$@")
 : "${PROFILE_COPY_ROWS:=10000000}"
 : "${PROFILE_WAL_MB:=1024}"
 : "${PROFILE_SORT_ROWS:=3000000}"
-: "${PROFILE_FREQ:=999}"
-: "${PROFILE_CALLGRAPH:=dwarf}"
+: "${PROFILE_FREQ:=499}"
+: "${PROFILE_CALLGRAPH:=dwarf,8192}"
 : "${PROFILE_DIR:=/var/tmp/cmk-profile}"
 : "${PROFILE_OUT:=$repo/bench/results/profile}"
 : "${PROFILE_BUILD:=tree}"
@@ -125,12 +125,16 @@ for w in "${workloads[@]}"; do
     # System-wide while the workload runs (backends are forked during it).
     perf record -q -a --call-graph "$PROFILE_CALLGRAPH" -F "$PROFILE_FREQ" -o "$data" 2>"$data.err" &
     perf_pid=$!
+    # Which server process is which (perf sees every one as "postgres").
+    (while kill -0 "$perf_pid" 2>/dev/null; do ps -u postgres -o pid=,args= ; sleep 0.5; done | sort -u > "$data.ps") &
+    ps_pid=$!
     sleep 1
     t0=$(date +%s%N)
     workload "$s" "$w" | sed 's/^/   /'
     echo "   $(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN {printf "%.2f", (b - a) / 1e9}') s under perf"
     kill -INT "$perf_pid"
     wait "$perf_pid" || true
+    wait "$ps_pid" || true
     stop "$s"
     f="$PROFILE_OUT/$w.$s"
     perf report -i "$data" --stdio --comm postgres --no-children --sort dso --percent-limit 0.5 2>/dev/null \
@@ -141,9 +145,16 @@ for w in "${workloads[@]}"; do
       --percent-limit 2 2>/dev/null | grep -v '^$' > "$f.chains.txt"
     perf report -i "$data" --stdio --comm postgres --children --sort sym -g none --percent-limit 1 2>/dev/null \
       | grep -v '^$' > "$f.children.txt"
+    # Share of the samples per server process role.
+    perf report -i "$data" --stdio --comm postgres --no-children --sort pid -g none 2>/dev/null |
+      awk -v map="$data.ps" 'BEGIN {while ((getline l < map) > 0) {split(l, a, " "); p = a[1]; sub(/^ *[0-9]+ /, "", l); role[p] = l}}
+           /^ +[0-9.]+%/ {split($2, b, ":"); r = role[b[1]]; if (r == "") r = "(ended before sampled)"; sub(/^postgres: /, "", r); sub(/ \[local\].*/, "", r); sub(/^\/usr\/lib\/postgresql\/15\/bin\/postgres -D .*/, "postmaster", r); sub(/[0-9]+(\.[0-9]+)?$/, "", r); sum[r] += $1}
+           END {for (r in sum) printf "%6.2f%%  %s\n", sum[r], r}' | sort -rn > "$f.roles.txt"
+    echo "   server CPU by process role ($f.roles.txt):"
+    head -6 "$f.roles.txt" | sed 's/^/     /'
     echo "   top symbols of the server processes ($f.symbols.txt):"
     grep -E '^ +[0-9]' "$f.symbols.txt" | head -12 | sed 's/^/     /'
-    rm -f "$data" "$data.err"
+    rm -f "$data" "$data.err" "$data.ps"
   done
 done
 echo "reports in $PROFILE_OUT"

@@ -205,7 +205,7 @@ add(f"| memory | {machine.get('memory')} (swap {machine.get('swap')}) |")
 add(f"| kernel | {machine.get('kernel')} |")
 add(f"| OS | {machine.get('os')} |")
 add(f"| PostgreSQL | {machine.get('postgres')} |")
-add(f"| cmk | {machine.get('cmk_commit')} |")
+add(f"| cmk | {machine.get('cmk_commit')}; last change to src/: {machine.get('cmk_src_commit', '?')} |")
 add(f"| OpenSSL | {machine.get('openssl')} |")
 add(f"| gocryptfs | {machine.get('gocryptfs')} |")
 add(f"| cluster storage | {machine.get('disk')}; the COPY file on {machine.get('csv_fs')} |")
@@ -331,8 +331,10 @@ if os.path.exists(gate_path):
         + (f"; {len(busy)} of {len(gates)} rounds still started on a busy machine ("
            + ", ".join(f"round {g['round']} {g['system']} {float(g['busy']):.0%}" for g in busy) + ")"
            if busy else f", and all {len(gates)} rounds started on a quiet machine")
-        + ". Work that starts in the middle of a round is not detected; the medians and the alternation "
-          "are the defence, and the ± spreads show where it mattered.")
+        + f". Each sample also records the share of all CPU time that processes outside the run's cgroup took "
+          f"while it ran; a measurement (not a start-up) above {FOREIGN_MAX:.0%} was run again after a quiet "
+          f"gate, at most {settings.get('BENCH_RETRIES', '0')} times, and the medians use the clean samples "
+          "(see the notes under the table).")
 if info.get("check_pages"):
     add(f"- **Checks after the run**: {info['check_pages']}; {info.get('check_wal', '')}; "
         f"ERROR/FATAL/PANIC in cmk's server log (besides background workers ended by the fast shutdowns): "

@@ -36,6 +36,9 @@
 #   BENCH_FOREIGN_MAX    medians leave out a measurement during which other
 #                        processes took more than this share of all CPU time,
 #                        if at least 2 measurements remain          [0.1]
+#   BENCH_RETRIES        a measurement (not a start-up) that other processes
+#                        disturbed that much runs again after a quiet gate,
+#                        at most this many times                    [2 / 0]
 #   BENCH_DIR            where clusters live (on disk)             [/var/tmp/cmk-bench]
 #   BENCH_CSV_DIR        where the COPY file is written (tmpfs)    [/dev/shm/cmk-bench]
 #   BENCH_OUT            report directory  [bench/results, quick: bench/results/quick]
@@ -76,6 +79,7 @@ q() { if [ "$quick" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 : "${BENCH_QUIET_BUSY:=0.2}"
 : "${BENCH_QUIET_WAIT:=$(q 120 5)}"
 : "${BENCH_FOREIGN_MAX:=0.1}"
+: "${BENCH_RETRIES:=$(q 2 0)}"
 : "${BENCH_DIR:=/var/tmp/cmk-bench}"
 : "${BENCH_CSV_DIR:=/dev/shm/cmk-bench}"
 : "${BENCH_OUT:=$(q "$repo/bench/results" "$repo/bench/results/quick")}"
@@ -84,7 +88,7 @@ q() { if [ "$quick" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 settings=(BENCH_QUICK BENCH_ROUNDS BENCH_T BENCH_WARMUP BENCH_CLIENTS BENCH_JOBS BENCH_SCALE
           BENCH_SHARED_BUFFERS BENCH_COPY_ROWS BENCH_SORT_ROWS BENCH_WORK_MEM BENCH_WAL_MB
           BENCH_STARTS BENCH_CIPHER_ROUNDS BENCH_CIPHER_SECS BENCH_SYSTEMS BENCH_KV BENCH_KEK_BITS
-          BENCH_QUIET_BUSY BENCH_QUIET_WAIT BENCH_FOREIGN_MAX BENCH_BUILD BENCH_DIR BENCH_CSV_DIR)
+          BENCH_QUIET_BUSY BENCH_QUIET_WAIT BENCH_FOREIGN_MAX BENCH_RETRIES BENCH_BUILD BENCH_DIR BENCH_CSV_DIR)
 BENCH_QUICK=$quick
 
 case "$BENCH_DIR" in /*) ;; *) echo "BENCH_DIR must be absolute" >&2; exit 1 ;; esac
@@ -261,6 +265,7 @@ say "Machine"
   echo "os=$(. /etc/os-release && echo "$PRETTY_NAME") ($(cat /etc/debian_version 2>/dev/null))"
   echo "postgres=$("$pgbin/postgres" --version) (Debian package $(dpkg-query -W -f='${Version}' postgresql-15))"
   echo "cmk_commit=$cmk_commit"
+  echo "cmk_src_commit=$(git -C "$repo" log -1 --format='%h %s' HEAD -- src Makefile | cut -c1-100)"
   echo "openssl=$(openssl version)"
   echo "gocryptfs=$(gocryptfs -version 2>/dev/null | head -1 | cut -d';' -f1)"
   echo "gocryptfs_skipped=$gocryptfs_why"

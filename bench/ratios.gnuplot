@@ -11,7 +11,7 @@ set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set boxwidth 0.9
 set ylabel "ratio to plain (throughput)"
-set yrange [0:1.25]
+set yrange [0:1.25<*]
 set ytics 0.1
 set grid ytics
 set key top right horizontal

@@ -274,8 +274,9 @@ add("## What was measured")
 add("")
 add(f"- **Systems**: the same Debian PostgreSQL 15 binaries and the same settings; each system has its own "
     f"fresh cluster, created once at the start of the run (`initdb --data-checksums --locale=C`). "
-    f"*plain*: no extension. *cmk*: `shared_preload_libraries` = a copy of the cmk.so just built and "
-    f"installed, `cmk.key_url = 'file:…/kek.pem'` (RSA {settings.get('BENCH_KEK_BITS')}); it encrypts data pages, "
+    f"*plain*: no extension. *cmk*: `shared_preload_libraries = 'cmk'` (a copy of the cmk.so just built and "
+    f"installed, found through `dynamic_library_path`, so that another install during the run changes nothing), "
+    f"`cmk.key_url = 'file:…/kek.pem'` (RSA {settings.get('BENCH_KEK_BITS')}); it encrypts data pages, "
     f"WAL and temporary files. *gocryptfs*: the plain server with its whole data directory (WAL included) "
     f"inside a gocryptfs mount (default options: AES-256-GCM, 4 KiB blocks, encrypted names; "
     f"mounted by root with `-allow_other`, the ciphertext directory owned by postgres); the ciphertext directory is on the same disk.")

@@ -305,6 +305,10 @@ say "Report"
 stop_everything
 mkdir -p "$BENCH_OUT"
 echo "elapsed_s=$(( $(date +%s) - started ))" >> "$BENCH_DIR/out/machine.txt"
+# The inputs of the report too, so that it can be made again:
+#   python3 bench/report.py bench/results/raw bench/results
+mkdir -p "$BENCH_OUT/raw"
+cp "$BENCH_DIR"/out/*.txt "$BENCH_DIR"/out/*.csv "$BENCH_OUT/raw/"
 python3 "$here/report.py" "$BENCH_DIR/out" "$BENCH_OUT"
 echo
 cat "$BENCH_OUT/latest.md"

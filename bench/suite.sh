@@ -128,7 +128,7 @@ VACUUM ANALYZE sort_src;
 CHECKPOINT;
 EOQ
   if [ "$s" = cmk ]; then
-    note cmk_keyring "$(grep -m1 'cmk: created keyring' "$LOGS/cmk.log" | sed 's/.*LOG: *//')"
+    note cmk_keyring "$(grep -m1 -E 'cmk: .*keyring' "$LOGS/cmk.log" | sed 's/.*LOG: *//')."
   fi
   if [ "$s" = "${SYSTEMS[0]}" ]; then
     note db_size "$(sqlv "$s" -c "SELECT pg_size_pretty(pg_database_size('bench'))")"

@@ -56,6 +56,11 @@ $(CORE_LIB): $(CORE_OBJS)
 $(OBJS): $(CORE_LIB) $(wildcard src/pg/*.h) src/core/capi.h
 cmk.so: $(CORE_LIB)
 
+# PostgreSQL's checksum loop built for AVX2 (chosen at run time, page_checksum.c).
+ifeq ($(shell uname -m),x86_64)
+src/pg/page_checksum_avx2.o: override CFLAGS += -mavx2 -ftree-vectorize -funroll-loops
+endif
+
 $(PG_CMK_BIN): $(PG_CMK_SRCS) $(wildcard src/bin/*.h) $(CORE_LIB)
 	$(CXX) -std=c++17 -O2 -g -Wall -Wextra -Isrc/core -o $@ $(PG_CMK_SRCS) $(CORE_LIB) $(CORE_LIBS)
 

@@ -59,6 +59,7 @@ _PG_init(void)
 	cmk_guc_init();
 	cmk_smgr_binding_locate();
 	cmk_key_memory_init();
+	cmk_page_checksum_init();
 	cmk_smgr_binding_install();
 	cmk_io_binding_install();
 

@@ -39,6 +39,11 @@ extern char *cmk_page_encrypt(const char *page, char *scratch, uint32 relnode, B
 extern void cmk_page_decrypt(char *page, uint32 relnode, BlockNumber blkno);
 extern cmk_page_kind cmk_page_classify(const char *page);
 
+/* page_checksum.c: pg_checksum_page, vectorized where the CPU allows */
+extern uint16 (*cmk_checksum_page) (char *page, BlockNumber blkno);
+extern void cmk_page_checksum_init(void);
+extern uint16 cmk_checksum_page_avx2(char *page, BlockNumber blkno);
+
 /* smgr_binding.c: the storage-manager table of the running server */
 extern void cmk_smgr_binding_locate(void);
 extern void cmk_smgr_binding_install(void);

@@ -15,7 +15,6 @@
 
 #include "access/xlog.h"
 #include "storage/bufpage.h"
-#include "storage/checksum.h"
 
 #include "pg/cmk.h"
 
@@ -92,7 +91,7 @@ cmk_page_encrypt(const char *page, char *scratch, uint32 relnode, BlockNumber bl
 		ereport(ERROR, (errmsg("cmk: could not encrypt block %u of relation file %u", blkno, relnode)));
 	out->pd_flags |= (uint16) (generation << CMK_PD_GENERATION_SHIFT);
 	if (DataChecksumsEnabled())
-		out->pd_checksum = pg_checksum_page(scratch, blkno);
+		out->pd_checksum = cmk_checksum_page(scratch, blkno);
 	return scratch;
 }
 
@@ -110,7 +109,7 @@ cmk_page_decrypt(char *page, uint32 relnode, BlockNumber blkno)
 		return;					/* plaintext or new page */
 
 	if (checksums)
-		ciphertext_ok = (pg_checksum_page(page, blkno) == ph->pd_checksum);
+		ciphertext_ok = (cmk_checksum_page(page, blkno) == ph->pd_checksum);
 
 	make_tweak(tweak, relnode, blkno);
 	if (unlikely(cmk_xts_decrypt(cmk_cipher_for(generation, CMK_PURPOSE_DATA_PAGES),
@@ -122,7 +121,7 @@ cmk_page_decrypt(char *page, uint32 relnode, BlockNumber blkno)
 
 	if (checksums)
 	{
-		uint16		plain = pg_checksum_page(page, blkno);
+		uint16		plain = cmk_checksum_page(page, blkno);
 
 		/*
 		 * A ciphertext that failed its checksum gets a plaintext checksum

@@ -93,9 +93,9 @@ temp_tweak(int fd, uint64 unit, bool short_unit, uint8 *tweak)
 		tweak[15] |= 0x80;		/* unit numbers never reach 2^63 */
 }
 
-/* Encrypts (or decrypts) len bytes of one unit, in place. */
+/* Encrypts (or decrypts) len bytes of one unit from in to out (may be the same). */
 static void
-crypt_unit(int fd, uint64 unit, char *data, size_t len, bool encrypt)
+crypt_unit_to(int fd, uint64 unit, const char *in, char *out, size_t len, bool encrypt)
 {
 	cmk_xts    *xts = cmk_cipher_for(cmk_keys->temp_generation, CMK_PURPOSE_TEMP_FILES);
 	uint8		tweak[CMK_XTS_TWEAK_BYTES];
@@ -112,14 +112,20 @@ crypt_unit(int fd, uint64 unit, char *data, size_t len, bool encrypt)
 		if (cmk_xts_encrypt(xts, zeros, stream, sizeof(stream), tweak) != 0)
 			elog(PANIC, "cmk: could not derive a temporary file keystream");
 		for (size_t i = 0; i < len; i++)
-			data[i] ^= (char) stream[i];
+			out[i] = in[i] ^ (char) stream[i];
 		return;
 	}
 	temp_tweak(fd, unit, false, tweak);
-	rc = encrypt ? cmk_xts_encrypt(xts, (uint8 *) data, (uint8 *) data, len, tweak)
-		: cmk_xts_decrypt(xts, (uint8 *) data, (uint8 *) data, len, tweak);
+	rc = encrypt ? cmk_xts_encrypt(xts, (const uint8 *) in, (uint8 *) out, len, tweak)
+		: cmk_xts_decrypt(xts, (const uint8 *) in, (uint8 *) out, len, tweak);
 	if (rc != 0)
 		elog(PANIC, "cmk: could not %s a temporary file unit", encrypt ? "encrypt" : "decrypt");
+}
+
+static inline void
+crypt_unit(int fd, uint64 unit, char *data, size_t len, bool encrypt)
+{
+	crypt_unit_to(fd, unit, data, data, len, encrypt);
 }
 
 /* Reads the stored bytes of one unit into unit_buf, decrypted; -1 on error. */
@@ -199,8 +205,7 @@ cmk_temp_write(int fd, const char *buf, size_t count, off_t offset)
 			}
 			if (run_units == 0)
 				run_start = unit_off;
-			memcpy(scratch + (size_t) run_units * UNIT, buf + (from - offset), UNIT);
-			crypt_unit(fd, unit, scratch + (size_t) run_units * UNIT, UNIT, true);
+			crypt_unit_to(fd, unit, buf + (from - offset), scratch + (size_t) run_units * UNIT, UNIT, true);
 			run_units++;
 			continue;
 		}

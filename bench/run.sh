@@ -101,6 +101,9 @@ pgbin=/usr/lib/postgresql/15/bin
 SRC_EXPORT=/var/tmp/cmk-bench-src
 
 # ---- leftovers of an interrupted run ------------------------------------------
+# /proc/mounts, not mountpoint(1): a gocryptfs left by a killed run is a dead
+# FUSE mount that stat (and so mountpoint) cannot see.
+is_mounted() { grep -qs " $1 fuse" /proc/mounts; }
 stop_everything() {
   set +e
   for d in "$BENCH_DIR"/*/data "$BENCH_DIR"/gocryptfs/mnt/data; do
@@ -113,12 +116,12 @@ stop_everything() {
     kill "$(cat "$BENCH_DIR/kv/pid")" 2>/dev/null
     for _ in $(seq 50); do [ -f "$BENCH_DIR/kv/pid" ] || break; sleep 0.1; done
   fi
-  if mountpoint -q "$BENCH_DIR/gocryptfs/mnt" 2>/dev/null; then
+  if is_mounted "$BENCH_DIR/gocryptfs/mnt" 2>/dev/null; then
     for _ in 1 2 3 4 5; do
       fusermount -u "$BENCH_DIR/gocryptfs/mnt" 2>/dev/null && break
       sleep 1
     done
-    mountpoint -q "$BENCH_DIR/gocryptfs/mnt" && umount -l "$BENCH_DIR/gocryptfs/mnt"
+    is_mounted "$BENCH_DIR/gocryptfs/mnt" && umount -l "$BENCH_DIR/gocryptfs/mnt"
   fi
   set -e
 }
@@ -130,13 +133,13 @@ cleanup() {
     for _ in 1 2 3 4 5; do rmdir "$BENCH_CGROUP" 2>/dev/null && break; sleep 1; done
   fi
   rm -rf "$BENCH_CSV_DIR" "$SRC_EXPORT"
-  if [ "$BENCH_KEEP" != 1 ] && ! mountpoint -q "$BENCH_DIR/gocryptfs/mnt" 2>/dev/null; then
+  if [ "$BENCH_KEEP" != 1 ] && ! is_mounted "$BENCH_DIR/gocryptfs/mnt" 2>/dev/null; then
     rm -rf "$BENCH_DIR"
   fi
   [ $rc = 0 ] || echo "bench/run.sh: failed (exit $rc); servers stopped, gocryptfs unmounted" >&2
 }
 stop_everything
-if mountpoint -q "$BENCH_DIR/gocryptfs/mnt" 2>/dev/null; then
+if is_mounted "$BENCH_DIR/gocryptfs/mnt" 2>/dev/null; then
   echo "could not unmount $BENCH_DIR/gocryptfs/mnt" >&2; exit 1
 fi
 rm -rf "$BENCH_DIR" "$BENCH_CSV_DIR" "$SRC_EXPORT"

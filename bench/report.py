@@ -62,6 +62,8 @@ T = settings.get("BENCH_T", "?")
 BENCHES = [
     ("select_only", "tps", f"pgbench -S (select-only), scale {settings.get('BENCH_SCALE')}, -c {clients} -j {jobs}, {T} s"),
     ("tpcb", "tps", f"pgbench tpcb-like, scale {settings.get('BENCH_SCALE')}, -c {clients} -j {jobs}, {T} s"),
+    ("select_only_paired", "tps", f"pgbench -S, paired: {settings.get('BENCH_PAIRS')} runs of {settings.get('BENCH_PAIR_T')} s per system, all servers up, alternating (ratio: median of per-pair ratios)"),
+    ("tpcb_paired", "tps", f"pgbench tpcb-like, paired: {settings.get('BENCH_PAIRS')} runs of {settings.get('BENCH_PAIR_T')} s per system, alternating (ratio: median of per-pair ratios)"),
     ("copy", "s", f"COPY of a {mb(info.get('copy_csv_bytes'))} CSV ({copy_rows / 1e6:g}M rows, tmpfs) into a new table"),
     ("wal_write", "s", f"WAL write: {settings.get('BENCH_WAL_MB')} MB of 64 kB logical messages, one backend, one commit"),
     ("sort", "s", f"sort of {sort_rows / 1e6:g}M rows, work_mem {settings.get('BENCH_WORK_MEM')}, spills to temp files"),
@@ -71,6 +73,8 @@ BENCHES = [
 SHORT = {
     "select_only": "pgbench -S",
     "tpcb": "pgbench tpcb",
+    "select_only_paired": "-S paired",
+    "tpcb_paired": "tpcb paired",
     "copy": f"COPY {mb(info.get('copy_csv_bytes')).replace('.00 ', ' ')}",
     "wal_write": "WAL write",
     "sort": "sort (temp)",
@@ -110,7 +114,18 @@ def med(b, s):
     return statistics.median(v) if v else None
 
 
+# Paired benchmarks: value per (benchmark, system, pair).
+by_pair = {}
+for row in samples:
+    if row["benchmark"].endswith("_paired"):
+        by_pair.setdefault((row["benchmark"], row["system"]), {})[row["round"]] = float(row["value"])
+
+
 def ratio(b, unit, s):
+    if b.endswith("_paired"):
+        mine, base = by_pair.get((b, s), {}), by_pair.get((b, "plain"), {})
+        rs = [mine[p] / base[p] if unit == "tps" else base[p] / mine[p] for p in mine if p in base and base[p] and mine[p]]
+        return statistics.median(rs) if rs else None
     m, p = med(b, s), med(b, "plain")
     if m is None or p is None or m == 0:
         return None

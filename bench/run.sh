@@ -24,6 +24,9 @@
 #   BENCH_WORK_MEM       work_mem of the sort                      [4MB / 1MB]
 #   BENCH_WAL_MB         MB of WAL written by the WAL benchmark    [512 / 128]
 #   BENCH_STARTS         timed starts of each kind per round       [5 / 2]
+#   BENCH_PAIRS          paired pgbench: runs of each system, all
+#                        servers up, alternating A B C C B A ...    [8 / 2]
+#   BENCH_PAIR_T         seconds of each paired pgbench run        [10 / 3]
 #   BENCH_CIPHER_ROUNDS, BENCH_CIPHER_SECS  bench/cipher.sh args   [3 3 / 1 1]
 #   BENCH_SYSTEMS        systems, in round order  [plain cmk gocryptfs]
 #   BENCH_KV             1: also time start-up with the KEK in the Key Vault
@@ -71,6 +74,8 @@ q() { if [ "$quick" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 : "${BENCH_WORK_MEM:=$(q 4MB 1MB)}"
 : "${BENCH_WAL_MB:=$(q 512 128)}"
 : "${BENCH_STARTS:=$(q 5 2)}"
+: "${BENCH_PAIRS:=$(q 8 2)}"
+: "${BENCH_PAIR_T:=$(q 10 3)}"
 : "${BENCH_CIPHER_ROUNDS:=$(q 3 1)}"
 : "${BENCH_CIPHER_SECS:=$(q 3 1)}"
 : "${BENCH_SYSTEMS:=plain cmk gocryptfs}"
@@ -87,7 +92,7 @@ q() { if [ "$quick" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 : "${BENCH_BUILD:=tree}"
 settings=(BENCH_QUICK BENCH_ROUNDS BENCH_T BENCH_WARMUP BENCH_CLIENTS BENCH_JOBS BENCH_SCALE
           BENCH_SHARED_BUFFERS BENCH_COPY_ROWS BENCH_SORT_ROWS BENCH_WORK_MEM BENCH_WAL_MB
-          BENCH_STARTS BENCH_CIPHER_ROUNDS BENCH_CIPHER_SECS BENCH_SYSTEMS BENCH_KV BENCH_KEK_BITS
+          BENCH_STARTS BENCH_PAIRS BENCH_PAIR_T BENCH_CIPHER_ROUNDS BENCH_CIPHER_SECS BENCH_SYSTEMS BENCH_KV BENCH_KEK_BITS
           BENCH_QUIET_BUSY BENCH_QUIET_WAIT BENCH_FOREIGN_MAX BENCH_RETRIES BENCH_BUILD BENCH_DIR BENCH_CSV_DIR)
 BENCH_QUICK=$quick
 

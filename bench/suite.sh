@@ -216,7 +216,7 @@ run_pgbench() {   # system round benchmark [pgbench args]
   local s=$1 r=$2 b=$3 out tps
   shift 3
   mark
-  out=$(pgbench -n -c "$BENCH_CLIENTS" -j "$BENCH_JOBS" -T "$BENCH_T" -h "$SOCK" -p "$(port "$s")" "$@" bench 2>&1) ||
+  out=$(pgbench -n -c "$BENCH_CLIENTS" -j "$BENCH_JOBS" -T "${PGBENCH_T:-$BENCH_T}" -h "$SOCK" -p "$(port "$s")" "$@" bench 2>&1) ||
     { echo "$out" >&2; die "pgbench $b on $s"; }
   echo "$out" > "$LOGS/$s.r$r.$b.log"
   tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p')
@@ -325,6 +325,34 @@ for r in $(seq "$BENCH_ROUNDS"); do
     log "round $r cmk-kv: $BENCH_STARTS + $BENCH_STARTS starts"
   fi
 done
+
+# Paired pgbench. On this shared VM pgbench's tps drifts by tens of percent
+# over minutes (see the spreads of the rounds), more than what is measured.
+# So every system's server runs at once (only one is measured at a time) and
+# short runs alternate A B C, C B A, ...: neighbouring runs see the same
+# machine, and the report takes, per system, the median of its ratios to
+# plain's run in the same pair.
+if [ "$BENCH_PAIRS" -gt 0 ]; then
+  log "paired pgbench: quiet gate: $(gate pairs all)"
+  for s in "${SYSTEMS[@]}"; do
+    start "$s"
+    pgbench -n -S -c "$BENCH_CLIENTS" -j "$BENCH_JOBS" -T "$BENCH_WARMUP" -h "$SOCK" -p "$(port "$s")" bench >/dev/null 2>&1
+  done
+  for p in $(seq "$BENCH_PAIRS"); do
+    order=("${SYSTEMS[@]}")
+    (( p % 2 == 0 )) && order=($(printf '%s\n' "${SYSTEMS[@]}" | tac))
+    line=""
+    for s in "${order[@]}"; do
+      line+=" $s -S $(PGBENCH_T=$BENCH_PAIR_T run_pgbench "$s" "$p" select_only_paired -S)"
+    done
+    for s in "${order[@]}"; do
+      sql "$s" -c CHECKPOINT
+      line+=" $s tpcb $(PGBENCH_T=$BENCH_PAIR_T run_pgbench "$s" "$p" tpcb_paired)"
+    done
+    log "pair $p:$line"
+  done
+  for s in "${SYSTEMS[@]}"; do stop "$s"; done
+fi
 
 # Make sure cmk really encrypted what it wrote in this run: the md5 text of
 # sort_src's first row must be in plain's data files and not in cmk's, and the

@@ -56,9 +56,11 @@ $(CORE_LIB): $(CORE_OBJS)
 $(OBJS): $(CORE_LIB) $(wildcard src/pg/*.h) src/core/capi.h
 cmk.so: $(CORE_LIB)
 
-# PostgreSQL's checksum loop built for AVX2 (chosen at run time, page_checksum.c).
+# PostgreSQL's checksum loop with the flags PostgreSQL builds checksum.c
+# with, for AVX2 (chosen at run time, page_checksum.c).
+CHECKSUM_CFLAGS = $(CFLAGS_UNROLL_LOOPS) $(CFLAGS_VECTORIZE)
 ifeq ($(shell uname -m),x86_64)
-src/pg/page_checksum_avx2.o: override CFLAGS += -mavx2 -ftree-vectorize -funroll-loops
+src/pg/page_checksum_avx2.o: override CFLAGS += -mavx2 $(CHECKSUM_CFLAGS)
 endif
 
 $(PG_CMK_BIN): $(PG_CMK_SRCS) $(wildcard src/bin/*.h) $(CORE_LIB)
@@ -80,15 +82,14 @@ unit: $(UNIT_BIN)
 -include $(CORE_OBJS:.o=.d)
 
 # Benchmarks (not part of the tests).
-# PostgreSQL's checksum as the server is built, and as cmk builds it for AVX2.
+# PostgreSQL's checksum as the server is built, beside the extension's own
+# AVX2 object.
 build/bench_checksum_server_build.o: bench/checksum_server_build.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -funroll-loops -ftree-vectorize $(CPPFLAGS) -c -o $@ $<
-build/bench_checksum_avx2.o: src/pg/page_checksum_avx2.c $(wildcard src/pg/*.h) src/core/capi.h
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -mavx2 -ftree-vectorize -funroll-loops $(CPPFLAGS) -Isrc -c -o $@ $<
-build/page_cipher_bench: bench/page_cipher_bench.cpp build/bench_checksum_server_build.o build/bench_checksum_avx2.o $(CORE_LIB)
-	$(CXX) -std=c++17 -O2 -Isrc/core -o $@ $< build/bench_checksum_server_build.o build/bench_checksum_avx2.o $(CORE_LIB) $(CORE_LIBS)
+	$(CC) $(CFLAGS) $(CHECKSUM_CFLAGS) $(CPPFLAGS) -c -o $@ $<
+BENCH_CHECKSUM_OBJS = build/bench_checksum_server_build.o src/pg/page_checksum_avx2.o
+build/page_cipher_bench: bench/page_cipher_bench.cpp $(BENCH_CHECKSUM_OBJS) $(CORE_LIB)
+	$(CXX) -std=c++17 -O2 -Isrc/core -o $@ $< $(BENCH_CHECKSUM_OBJS) $(CORE_LIB) $(CORE_LIBS)
 
 # Azure Key Vault provider tests against the local emulator (test/provider/run.sh
 # starts and stops the emulator; test/kv_emulator/CONTRACT.md).

@@ -252,3 +252,65 @@ TEST(CoreXts, KeyWithTwoEqualHalvesIsRefusedWithCryptoError) {
     EXPECT_EQ(kind_str(e.kind()), kind_str(cmk::ErrorKind::Crypto)) << e.what();
     EXPECT_TRUE(contains(e.what(), "AES-256-XTS")) << e.what();
 }
+
+// Both ways of reaching OpenSSL's XTS (xts_cipher.h) must be the same cipher.
+TEST(CoreXtsBackends, ProviderPathIsAvailableAndChosenByDefault) {
+    // Debian 12's OpenSSL 3.0 offers it; without it every page pays the EVP
+    // layer's per-call work.
+    ASSERT_TRUE(cmk::XtsCipher::provider_available());
+    ByteVec key = test_key(21);
+    cmk::XtsCipher best(key.data());
+    EXPECT_EQ(best.backend(), cmk::XtsCipher::Backend::kProvider);
+    cmk::XtsCipher evp(key.data(), cmk::XtsCipher::Backend::kEvp);
+    EXPECT_EQ(evp.backend(), cmk::XtsCipher::Backend::kEvp);
+}
+
+TEST(CoreXtsBackends, IeeeVectorsThroughEachBackend) {
+    for (auto backend : {cmk::XtsCipher::Backend::kProvider, cmk::XtsCipher::Backend::kEvp}) {
+        for (const auto& v : kIeeeXtsAes256Vectors) {
+            ByteVec key = from_hex(v.key), tweak = from_hex(v.tweak), pt = ieee_plaintext();
+            cmk::XtsCipher x(key.data(), backend);
+            ByteVec out(pt.size());
+            ASSERT_TRUE(x.encrypt(pt.data(), out.data(), pt.size(), tweak.data()));
+            EXPECT_EQ(to_hex(out), v.ciphertext) << "vector " << v.number << " backend " << static_cast<int>(backend);
+            ASSERT_TRUE(x.decrypt(out.data(), out.data(), out.size(), tweak.data()));
+            EXPECT_EQ(out, pt);
+        }
+    }
+}
+
+TEST(CoreXtsBackends, BackendsAgreeOnEveryLengthTheServerUses) {
+    // 16 (shortest), odd lengths (ciphertext stealing: temp units), 8152 (the
+    // first WAL page of a segment), 8176 (data and WAL pages), 8192 (temp).
+    const size_t lengths[] = {16, 17, 31, 33, 500, 4095, 8152, 8176, 8192};
+    ByteVec key = test_key(23);
+    cmk::XtsCipher prov(key.data(), cmk::XtsCipher::Backend::kProvider);
+    cmk::XtsCipher evp(key.data(), cmk::XtsCipher::Backend::kEvp);
+    uint32_t seed = 100;
+    for (size_t len : lengths) {
+        for (uint64_t block : {0ull, 1ull, 4294967295ull}) {
+            ByteVec pt = random_bytes(len, seed++);
+            auto tweak = tweak_of(16384 + len, block);
+            ByteVec a(len), b(len);
+            ASSERT_TRUE(prov.encrypt(pt.data(), a.data(), len, tweak.data()));
+            ASSERT_TRUE(evp.encrypt(pt.data(), b.data(), len, tweak.data()));
+            EXPECT_EQ(a, b) << "length " << len << " block " << block;
+            ByteVec back(len);
+            ASSERT_TRUE(evp.decrypt(a.data(), back.data(), len, tweak.data()));
+            EXPECT_EQ(back, pt) << "EVP cannot decrypt the provider path's ciphertext, length " << len;
+            ASSERT_TRUE(prov.decrypt(b.data(), b.data(), len, tweak.data()));
+            EXPECT_EQ(b, pt) << "the provider path cannot decrypt EVP's ciphertext, length " << len;
+        }
+    }
+}
+
+TEST(CoreXtsBackends, TooShortInputIsRefusedByBoth) {
+    ByteVec key = test_key(25);
+    uint8_t in[15] = {0}, out[15];
+    auto tweak = tweak_of(1);
+    for (auto backend : {cmk::XtsCipher::Backend::kProvider, cmk::XtsCipher::Backend::kEvp}) {
+        cmk::XtsCipher x(key.data(), backend);
+        EXPECT_FALSE(x.encrypt(in, out, sizeof in, tweak.data()));
+        EXPECT_FALSE(x.decrypt(in, out, sizeof in, tweak.data()));
+    }
+}

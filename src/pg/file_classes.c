@@ -113,25 +113,42 @@ cmk_file_write(cmk_file_class class, int fd, const void *buf, size_t count, off_
 	return cmk_temp_write(fd, (const char *) buf, count, offset);
 }
 
-/* Gathers the vector (WAL zero-fill writes all zeros: those pass through). */
+/* Whether len bytes at p are all zero (memcmp against itself shifted by one
+ * byte: glibc's vectorized memcmp, not a byte loop). */
+static bool
+all_zeros(const char *p, size_t len)
+{
+	return len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0);
+}
+
+/*
+ * Gathers the vector. WAL segment zero-fill (XLogFileInit, wal_init_zero)
+ * writes one zeroed buffer many times over: such a vector is checked once
+ * per distinct buffer and goes to the real pwritev whole, as PostgreSQL
+ * issued it (one system call, not one per page).
+ */
 ssize_t
 cmk_file_writev(cmk_file_class class, int fd, const struct iovec *iov, int iovcnt, off_t offset)
 {
 	ssize_t		total = 0;
 
-	for (int i = 0; i < iovcnt; i++)
+	if (class == CMK_FILE_WAL)
 	{
-		const char *p = (const char *) iov[i].iov_base;
 		bool		zeros = true;
 
-		for (size_t k = 0; k < iov[i].iov_len && zeros; k++)
-			zeros = (p[k] == 0);
-		if (zeros && class == CMK_FILE_WAL)
+		for (int i = 0; i < iovcnt && zeros; i++)
 		{
-			if (cmk_real_io.pwrite(fd, p, iov[i].iov_len, offset + total) != (ssize_t) iov[i].iov_len)
-				return total > 0 ? total : -1;
+			if (i > 0 && iov[i].iov_base == iov[i - 1].iov_base && iov[i].iov_len <= iov[i - 1].iov_len)
+				continue;		/* the same zeroed buffer again */
+			zeros = all_zeros((const char *) iov[i].iov_base, iov[i].iov_len);
 		}
-		else if (cmk_file_write(class, fd, p, iov[i].iov_len, offset + total) < 0)
+		if (zeros)
+			return cmk_real_io.pwritev(fd, iov, iovcnt, offset);
+	}
+
+	for (int i = 0; i < iovcnt; i++)
+	{
+		if (cmk_file_write(class, fd, (const char *) iov[i].iov_base, iov[i].iov_len, offset + total) < 0)
 			return total > 0 ? total : -1;
 		total += (ssize_t) iov[i].iov_len;
 	}

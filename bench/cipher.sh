@@ -24,6 +24,7 @@ for r in $(seq "$rounds"); do
   ossl+=("$o")
   echo "round $r: cmk encrypt ${enc[-1]} MB/s, decrypt ${dec[-1]} MB/s, openssl ${o} MB/s"
 done
+echo "cmk's XTS: $(grep -m1 '^XTS by ' "$outs" | cut -c8-)"
 me=$(printf '%s\n' "${enc[@]}" | median)
 md=$(printf '%s\n' "${dec[@]}" | median)
 mo=$(printf '%s\n' "${ossl[@]}" | median)

@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   build-essential pkg-config git ca-certificates openssl procps
   postgresql-15 postgresql-server-dev-15 postgresql-client-15
-  libssl-dev libkrb5-dev libcurl4-openssl-dev nlohmann-json3-dev libgtest-dev
+  libssl-dev libgcrypt20-dev libkrb5-dev libcurl4-openssl-dev nlohmann-json3-dev libgtest-dev
   libipc-run-perl python3 python3-cryptography
   pgbackrest gocryptfs gnuplot-nox
 )

@@ -314,6 +314,10 @@ CMK_EXPORT cmk_xts* cmk_xts_create(const uint8_t* dek, cmk_key_purpose purpose, 
 
 CMK_EXPORT void cmk_xts_free(cmk_xts* xts) { delete xts; }
 
+CMK_EXPORT const char* cmk_xts_backend(const cmk_xts* xts) {
+    return cmk::XtsCipher::backend_name(xts->cipher.backend());
+}
+
 CMK_EXPORT int cmk_xts_encrypt(cmk_xts* xts, const uint8_t* in, uint8_t* out, size_t len, const uint8_t* tweak) {
     return xts->cipher.encrypt(in, out, len, tweak) ? 0 : -1;
 }

@@ -152,6 +152,8 @@ typedef struct cmk_xts cmk_xts;
 
 cmk_xts    *cmk_xts_create(const uint8_t *dek, cmk_key_purpose purpose, cmk_error *err);
 void		cmk_xts_free(cmk_xts *xts);
+/* The library that runs this cipher ("libgcrypt", "OpenSSL (provider functions)", ...). */
+const char *cmk_xts_backend(const cmk_xts *xts);
 /* len >= 16; in == out allowed. Return 0 on success. */
 int			cmk_xts_encrypt(cmk_xts *xts, const uint8_t *in, uint8_t *out, size_t len,
 							const uint8_t *tweak);

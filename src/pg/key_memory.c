@@ -97,6 +97,8 @@ cmk_key_memory_init(void)
 	(void) cmk_cipher_for(cmk_keys->current_generation, CMK_PURPOSE_DATA_PAGES);
 	(void) cmk_cipher_for(cmk_keys->current_generation, CMK_PURPOSE_WAL);
 	(void) cmk_cipher_for(cmk_keys->current_generation, CMK_PURPOSE_TEMP_FILES);
+	ereport(LOG, (errmsg("cmk: AES-256-XTS by %s",
+						 cmk_xts_backend(cmk_cipher_for(cmk_keys->current_generation, CMK_PURPOSE_DATA_PAGES)))));
 }
 
 uint32

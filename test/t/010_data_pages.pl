@@ -79,6 +79,8 @@ for my $checksums (0, 1)
 	my $tag = $checksums ? 'checksums on' : 'checksums off';
 	my $node = cmk_node("cmk_cs$checksums", checksums => $checksums, conf => "temp_buffers = 100\n");
 	$node->start;
+	ok($node->log_contains(qr/cmk: AES-256-XTS by libgcrypt/),
+		"$tag: the server runs the cipher with libgcrypt's VAES/AVX2 XTS (DESIGN.md)");
 	$node->safe_psql('postgres', 'CREATE EXTENSION cmk; CREATE EXTENSION amcheck;');
 	$node->safe_psql('postgres', $setup);
 	# A clean restart writes every buffer, unlogged ones included.

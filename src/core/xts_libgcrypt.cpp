@@ -1,0 +1,95 @@
+#include "xts_libgcrypt.h"
+
+#include "error.h"
+#include "xts_openssl.h"
+
+#include <gcrypt.h>
+
+#include <cstring>
+#include <vector>
+
+namespace cmk {
+namespace xts_libgcrypt {
+
+struct Context {
+    gcry_cipher_hd_t handle = nullptr;  // one handle serves both directions
+};
+
+namespace {
+
+constexpr size_t kKeyBytes = 64;
+constexpr size_t kTweakBytes = 16;
+
+gcry_cipher_hd_t open_handle(const uint8_t* key) {
+    gcry_cipher_hd_t h = nullptr;
+    if (gcry_cipher_open(&h, GCRY_CIPHER_AES256, GCRY_CIPHER_MODE_XTS, 0) != 0) return nullptr;
+    if (gcry_cipher_setkey(h, key, kKeyBytes) != 0) {
+        gcry_cipher_close(h);
+        return nullptr;
+    }
+    return h;
+}
+
+// Whole data units (8176: data pages and WAL pages) and ciphertext stealing
+// (8152: the first WAL page of a segment; 17 and 4095: temp-file units)
+// must give OpenSSL's ciphertext, both ways, or libgcrypt is not used.
+bool agrees_with_openssl() {
+    uint8_t key[kKeyBytes], tweak[kTweakBytes];
+    for (size_t i = 0; i < kKeyBytes; i++) key[i] = static_cast<uint8_t>(i * 13 + 5);
+    for (size_t i = 0; i < kTweakBytes; i++) tweak[i] = static_cast<uint8_t>(0xA5 ^ i);
+    gcry_cipher_hd_t h = open_handle(key);
+    if (!h) return false;
+    bool ok = true;
+    try {
+        xts_openssl::Context* ref = xts_openssl::create(key, xts_openssl::provider_available());
+        for (size_t len : {size_t(8176), size_t(8152), size_t(17), size_t(4095)}) {
+            std::vector<uint8_t> pt(len), expect(len), got(len);
+            for (size_t i = 0; i < len; i++) pt[i] = static_cast<uint8_t>(i * 31 + len);
+            ok = ok && xts_openssl::crypt(ref, true, pt.data(), expect.data(), len, tweak) &&
+                 gcry_cipher_setiv(h, tweak, kTweakBytes) == 0 &&
+                 gcry_cipher_encrypt(h, got.data(), len, pt.data(), len) == 0 && got == expect &&
+                 gcry_cipher_setiv(h, tweak, kTweakBytes) == 0 &&
+                 gcry_cipher_decrypt(h, got.data(), len, nullptr, 0) == 0 && got == pt;
+        }
+        xts_openssl::destroy(ref);
+    } catch (...) {
+        ok = false;
+    }
+    gcry_cipher_close(h);
+    return ok;
+}
+
+}  // namespace
+
+bool available() {
+    // gcry_check_version also sets libgcrypt up; cmk is a library in the
+    // server's process, so it leaves INITIALIZATION_FINISHED and secure
+    // memory to the program (cmk asks for no secure memory).
+    static const bool ok = gcry_check_version("1.9.0") != nullptr && agrees_with_openssl();
+    return ok;
+}
+
+Context* create(const uint8_t key[64]) {
+    if (!available()) throw Error(ErrorKind::Internal, "libgcrypt's AES-256-XTS is not available");
+    gcry_cipher_hd_t h = open_handle(key);
+    if (!h) throw Error(ErrorKind::Crypto, "cannot set up AES-256-XTS with libgcrypt");
+    return new Context{h};
+}
+
+void destroy(Context* c) noexcept {
+    if (!c) return;
+    gcry_cipher_close(c->handle);  // wipes the key schedule
+    delete c;
+}
+
+bool crypt(Context* c, bool encrypt, const uint8_t* in, uint8_t* out, size_t len, const uint8_t tweak[16]) noexcept {
+    if (gcry_cipher_setiv(c->handle, tweak, kTweakBytes) != 0) return false;
+    gcry_error_t e = in == out ? (encrypt ? gcry_cipher_encrypt(c->handle, out, len, nullptr, 0)
+                                          : gcry_cipher_decrypt(c->handle, out, len, nullptr, 0))
+                               : (encrypt ? gcry_cipher_encrypt(c->handle, out, len, in, len)
+                                          : gcry_cipher_decrypt(c->handle, out, len, in, len));
+    return e == 0;
+}
+
+}  // namespace xts_libgcrypt
+}  // namespace cmk

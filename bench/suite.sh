@@ -355,10 +355,18 @@ if [ "$BENCH_PAIRS" -gt 0 ]; then
 fi
 
 # Make sure cmk really encrypted what it wrote in this run: the md5 text of
-# sort_src's first row must be in plain's data files and not in cmk's, and the
-# WAL benchmark's message prefix must not be in cmk's WAL.
+# sort_src's first row must be in plain's data files and not in cmk's, and a
+# WAL message written last (so no recycled segment has overwritten it) must be
+# in plain's WAL and not in cmk's.
 found() { grep -rlqa "$1" "$2" 2>/dev/null && echo found || echo absent; }
+wal_canary="cmk-bench-wal-canary-$$"
 if [[ " ${SYSTEMS[*]} " == *" cmk "* ]]; then
+  for s in plain cmk; do
+    [[ " ${SYSTEMS[*]} " == *" $s "* ]] || continue
+    start "$s"
+    sql "$s" -c "SELECT pg_logical_emit_message(true, '$wal_canary', 'flushed at commit')" >/dev/null
+    stop "$s"
+  done
   # Distinct messages with counts; a background worker ended by a fast
   # shutdown logs a FATAL by design and is left out.
   note cmk_log_errors "$(grep -E 'ERROR|FATAL|PANIC' "$LOGS/cmk.log" | grep -v 'due to administrator command' |
@@ -366,7 +374,7 @@ if [[ " ${SYSTEMS[*]} " == *" cmk "* ]]; then
     sed -E 's/^ *([0-9]+) (.*)$/\1 × `\2`/' | paste -sd ';' | sed 's/;/; /g')"
   m=$(printf 1 | md5sum | cut -c1-32)
   note check_pages "sort_src's '$m' in base/: plain $(found "$m" "$(datadir plain)/base"), cmk $(found "$m" "$(datadir cmk)/base")"
-  note check_wal "'cmk-bench' in pg_wal/: plain $(found cmk-bench "$(datadir plain)/pg_wal"), cmk $(found cmk-bench "$(datadir cmk)/pg_wal")"
+  note check_wal "'$wal_canary' in pg_wal/: plain $(found "$wal_canary" "$(datadir plain)/pg_wal"), cmk $(found "$wal_canary" "$(datadir cmk)/pg_wal")"
 fi
 [ $kv_ok = 1 ] && [ -f "$BENCH_DIR/kv/pid" ] && kill "$(cat "$BENCH_DIR/kv/pid")" 2>/dev/null || true
 log "suite done"

@@ -17,8 +17,8 @@ struct Context {
 
 namespace {
 
-constexpr size_t kKeyBytes = 64;
-constexpr size_t kTweakBytes = 16;
+constexpr size_t kKeyBytes = XtsCipher::kKeyBytes;
+constexpr size_t kTweakBytes = XtsCipher::kTweakBytes;
 
 gcry_cipher_hd_t open_handle(const uint8_t* key) {
     gcry_cipher_hd_t h = nullptr;
@@ -37,25 +37,24 @@ bool agrees_with_openssl() {
     uint8_t key[kKeyBytes], tweak[kTweakBytes];
     for (size_t i = 0; i < kKeyBytes; i++) key[i] = static_cast<uint8_t>(i * 13 + 5);
     for (size_t i = 0; i < kTweakBytes; i++) tweak[i] = static_cast<uint8_t>(0xA5 ^ i);
-    gcry_cipher_hd_t h = open_handle(key);
-    if (!h) return false;
+    Context probe{open_handle(key)};
+    if (!probe.handle) return false;
     bool ok = true;
     try {
         xts_openssl::Context* ref = xts_openssl::create(key, xts_openssl::provider_available());
         for (size_t len : {size_t(8176), size_t(8152), size_t(17), size_t(4095)}) {
             std::vector<uint8_t> pt(len), expect(len), got(len);
             for (size_t i = 0; i < len; i++) pt[i] = static_cast<uint8_t>(i * 31 + len);
+            // crypt() as the server calls it: out of place, then in place.
             ok = ok && xts_openssl::crypt(ref, true, pt.data(), expect.data(), len, tweak) &&
-                 gcry_cipher_setiv(h, tweak, kTweakBytes) == 0 &&
-                 gcry_cipher_encrypt(h, got.data(), len, pt.data(), len) == 0 && got == expect &&
-                 gcry_cipher_setiv(h, tweak, kTweakBytes) == 0 &&
-                 gcry_cipher_decrypt(h, got.data(), len, nullptr, 0) == 0 && got == pt;
+                 crypt(&probe, true, pt.data(), got.data(), len, tweak) && got == expect &&
+                 crypt(&probe, false, got.data(), got.data(), len, tweak) && got == pt;
         }
         xts_openssl::destroy(ref);
     } catch (...) {
         ok = false;
     }
-    gcry_cipher_close(h);
+    gcry_cipher_close(probe.handle);
     return ok;
 }
 
@@ -69,7 +68,7 @@ bool available() {
     return ok;
 }
 
-Context* create(const uint8_t key[64]) {
+Context* create(const uint8_t key[XtsCipher::kKeyBytes]) {
     if (!available()) throw Error(ErrorKind::Internal, "libgcrypt's AES-256-XTS is not available");
     gcry_cipher_hd_t h = open_handle(key);
     if (!h) throw Error(ErrorKind::Crypto, "cannot set up AES-256-XTS with libgcrypt");
@@ -82,7 +81,7 @@ void destroy(Context* c) noexcept {
     delete c;
 }
 
-bool crypt(Context* c, bool encrypt, const uint8_t* in, uint8_t* out, size_t len, const uint8_t tweak[16]) noexcept {
+bool crypt(Context* c, bool encrypt, const uint8_t* in, uint8_t* out, size_t len, const uint8_t tweak[XtsCipher::kTweakBytes]) noexcept {
     if (gcry_cipher_setiv(c->handle, tweak, kTweakBytes) != 0) return false;
     gcry_error_t e = in == out ? (encrypt ? gcry_cipher_encrypt(c->handle, out, len, nullptr, 0)
                                           : gcry_cipher_decrypt(c->handle, out, len, nullptr, 0))

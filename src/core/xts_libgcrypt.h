@@ -4,6 +4,7 @@
 // CPU, and setting the tweak costs no more than a copy.
 #pragma once
 #include "core_guard.h"
+#include "xts_cipher.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -16,9 +17,9 @@ struct Context;
 // libgcrypt is at least 1.9 and gave OpenSSL's answers on the load-time
 // self-check (whole pages and ciphertext stealing).
 bool available();
-Context* create(const uint8_t key[64]);  // throws cmk::Error
+Context* create(const uint8_t key[XtsCipher::kKeyBytes]);  // throws cmk::Error
 void destroy(Context* ctx) noexcept;
-bool crypt(Context* ctx, bool encrypt, const uint8_t* in, uint8_t* out, size_t len, const uint8_t tweak[16]) noexcept;
+bool crypt(Context* ctx, bool encrypt, const uint8_t* in, uint8_t* out, size_t len, const uint8_t tweak[XtsCipher::kTweakBytes]) noexcept;
 
 }  // namespace xts_libgcrypt
 }  // namespace cmk

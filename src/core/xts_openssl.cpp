@@ -14,8 +14,8 @@ namespace xts_openssl {
 namespace {
 
 constexpr const char* kAlgorithm = "AES-256-XTS";
-constexpr size_t kKeyBytes = 64;
-constexpr size_t kTweakBytes = 16;
+constexpr size_t kKeyBytes = XtsCipher::kKeyBytes;
+constexpr size_t kTweakBytes = XtsCipher::kTweakBytes;
 
 // The cipher functions of the provider that implements AES-256-XTS for EVP
 // (the default provider, or the FIPS provider when OpenSSL is configured so).
@@ -111,7 +111,7 @@ EVP_CIPHER_CTX* make_evp_ctx(const uint8_t* key, int enc) {
 
 bool provider_available() { return provider_functions() != nullptr; }
 
-Context* create(const uint8_t key[64], bool use_provider) {
+Context* create(const uint8_t key[XtsCipher::kKeyBytes], bool use_provider) {
     const ProviderFunctions* f = use_provider ? provider_functions() : nullptr;
     if (use_provider && !f)
         throw Error(ErrorKind::Internal, "OpenSSL's provider functions for AES-256-XTS are not available");
@@ -150,7 +150,7 @@ void destroy(Context* c) noexcept {
     delete c;
 }
 
-bool crypt(Context* c, bool enc, const uint8_t* in, uint8_t* out, size_t len, const uint8_t tweak[16]) noexcept {
+bool crypt(Context* c, bool enc, const uint8_t* in, uint8_t* out, size_t len, const uint8_t tweak[XtsCipher::kTweakBytes]) noexcept {
     if (c->prov) {
         const ProviderFunctions& f = *c->prov;
         void* ctx = enc ? c->prov_enc : c->prov_dec;

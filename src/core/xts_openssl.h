@@ -7,6 +7,7 @@
 // functions cannot be found.
 #pragma once
 #include "core_guard.h"
+#include "xts_cipher.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -18,9 +19,9 @@ struct Context;
 
 bool provider_available();
 // Key schedules for both directions; throws cmk::Error.
-Context* create(const uint8_t key[64], bool use_provider);
+Context* create(const uint8_t key[XtsCipher::kKeyBytes], bool use_provider);
 void destroy(Context* ctx) noexcept;
-bool crypt(Context* ctx, bool encrypt, const uint8_t* in, uint8_t* out, size_t len, const uint8_t tweak[16]) noexcept;
+bool crypt(Context* ctx, bool encrypt, const uint8_t* in, uint8_t* out, size_t len, const uint8_t tweak[XtsCipher::kTweakBytes]) noexcept;
 
 }  // namespace xts_openssl
 }  // namespace cmk

@@ -49,6 +49,7 @@ cmk_key_memory_init(void)
 	cmk_error	err;
 	int			rc;
 	long		pagesize = sysconf(_SC_PAGESIZE);
+	cmk_xts    *data_cipher;
 	void	   *seg;
 	char	   *line;
 
@@ -94,11 +95,10 @@ cmk_key_memory_init(void)
 	cmk_temp_rekey_at_start();
 
 	/* Set up the current generation's ciphers here, to be inherited. */
-	(void) cmk_cipher_for(cmk_keys->current_generation, CMK_PURPOSE_DATA_PAGES);
+	data_cipher = cmk_cipher_for(cmk_keys->current_generation, CMK_PURPOSE_DATA_PAGES);
 	(void) cmk_cipher_for(cmk_keys->current_generation, CMK_PURPOSE_WAL);
 	(void) cmk_cipher_for(cmk_keys->current_generation, CMK_PURPOSE_TEMP_FILES);
-	ereport(LOG, (errmsg("cmk: AES-256-XTS by %s",
-						 cmk_xts_backend(cmk_cipher_for(cmk_keys->current_generation, CMK_PURPOSE_DATA_PAGES)))));
+	ereport(LOG, (errmsg("cmk: AES-256-XTS by %s", cmk_xts_backend(data_cipher))));
 }
 
 uint32

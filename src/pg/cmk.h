@@ -9,6 +9,16 @@
 #include "core/capi.h"
 #include "storage/block.h"
 
+/* Whether len bytes at p are all zero: memcmp against itself shifted by one
+ * byte, glibc's vectorized memcmp rather than a byte loop. */
+static inline bool
+cmk_all_zeros(const void *p, size_t len)
+{
+	const char *c = (const char *) p;
+
+	return len == 0 || (c[0] == 0 && memcmp(c, c + 1, len - 1) == 0);
+}
+
 /* guc.c */
 extern char *cmk_key_url;
 extern char *cmk_key_wrap_algorithm;

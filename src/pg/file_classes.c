@@ -113,14 +113,6 @@ cmk_file_write(cmk_file_class class, int fd, const void *buf, size_t count, off_
 	return cmk_temp_write(fd, (const char *) buf, count, offset);
 }
 
-/* Whether len bytes at p are all zero (memcmp against itself shifted by one
- * byte: glibc's vectorized memcmp, not a byte loop). */
-static bool
-all_zeros(const char *p, size_t len)
-{
-	return len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0);
-}
-
 /*
  * Gathers the vector. WAL segment zero-fill (XLogFileInit, wal_init_zero)
  * writes one zeroed buffer many times over: such a vector is checked once
@@ -140,7 +132,7 @@ cmk_file_writev(cmk_file_class class, int fd, const struct iovec *iov, int iovcn
 		{
 			if (i > 0 && iov[i].iov_base == iov[i - 1].iov_base && iov[i].iov_len <= iov[i - 1].iov_len)
 				continue;		/* the same zeroed buffer again */
-			zeros = all_zeros((const char *) iov[i].iov_base, iov[i].iov_len);
+			zeros = cmk_all_zeros(iov[i].iov_base, iov[i].iov_len);
 		}
 		if (zeros)
 			return cmk_real_io.pwritev(fd, iov, iovcnt, offset);

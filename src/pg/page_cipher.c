@@ -38,17 +38,6 @@ make_tweak(uint8 *tweak, uint32 relnode, BlockNumber blkno)
 	}
 }
 
-static inline bool
-page_is_all_zero(const char *page)
-{
-	const uint64 *words = (const uint64 *) page;
-
-	for (int i = 0; i < BLCKSZ / (int) sizeof(uint64); i++)
-		if (words[i] != 0)
-			return false;
-	return true;
-}
-
 cmk_page_kind
 cmk_page_classify(const char *page)
 {
@@ -56,7 +45,7 @@ cmk_page_classify(const char *page)
 
 	if ((ph->pd_flags & CMK_PD_GENERATION_MASK) != 0)
 		return CMK_PAGE_ENCRYPTED;
-	if (ph->pd_upper == 0 && page_is_all_zero(page))
+	if (ph->pd_upper == 0 && cmk_all_zeros(page, BLCKSZ))
 		return CMK_PAGE_NEW;
 	return CMK_PAGE_PLAINTEXT;
 }
@@ -74,7 +63,7 @@ cmk_page_encrypt(const char *page, char *scratch, uint32 relnode, BlockNumber bl
 	uint32		generation = cmk_current_generation();
 	uint8		tweak[CMK_XTS_TWEAK_BYTES];
 
-	if (ph->pd_upper == 0 && page_is_all_zero(page))
+	if (ph->pd_upper == 0 && cmk_all_zeros(page, BLCKSZ))
 		return (char *) page;
 	if (unlikely((ph->pd_flags & CMK_PD_GENERATION_MASK) != 0))
 		ereport(ERROR,

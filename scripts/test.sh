@@ -7,21 +7,32 @@
 #   3. the PostgreSQL TAP tests (PostgreSQL::Test::Cluster via PGXS, prove),
 #      which include pg_regress of the SQL API.
 # Usage (as root, on Debian 12): bash scripts/test.sh [test/t/NNN_name.pl ...]
+# CMK_PG_ROOT=DIR builds, installs and tests against a private copy of the
+# server made by scripts/dev_pg_root.sh instead of the system's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$(pwd)
 
 bash scripts/install_deps.sh
+pgbin=/usr/lib/postgresql/15/bin
+if [ -n "${CMK_PG_ROOT:-}" ]; then
+  pgbin=$CMK_PG_ROOT/usr/lib/postgresql/15/bin
+  [ -x "$pgbin/pg_config" ] || bash scripts/dev_pg_root.sh "$CMK_PG_ROOT" >/dev/null
+fi
+export PG_CONFIG=$pgbin/pg_config
 make -j"$(nproc)"
 make install >/dev/null
 make -j"$(nproc)" build/unit_tests
+# Free ports are reserved in one directory for every concurrent test run.
+export PG_TEST_PORT_DIR=/tmp/cmk-test-portlock
+mkdir -p "$PG_TEST_PORT_DIR" && chmod 1777 "$PG_TEST_PORT_DIR"
 
 # A copy the postgres user owns: TAP tests write tmp_check/ beside them.
 work=$(mktemp -d /tmp/cmk-test.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cp -a "$src/." "$work/"
 chown -R postgres: "$work"
-as_postgres() { runuser -u postgres -- env -C "$work" PATH="/usr/lib/postgresql/15/bin:$PATH" "$@"; }
+as_postgres() { runuser -u postgres -- env -C "$work" PATH="$pgbin:$PATH" PG_CONFIG="$PG_CONFIG" PG_TEST_PORT_DIR="$PG_TEST_PORT_DIR" "$@"; }
 
 echo "=== unit tests of the core ==="
 as_postgres build/unit_tests --gtest_brief=1

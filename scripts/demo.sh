@@ -13,15 +13,30 @@
 # Leaves nothing running. Usage (as root, on Debian 12): bash scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# initdb refuses a locale the machine lacks (ssh forwards the client's LANG
+# and LC_*): the servers run in C.UTF-8, which Debian always has.
+unset LANGUAGE LC_ALL $(compgen -e | grep '^LC_' || true)
+export LANG=C.UTF-8
 
 bash scripts/install_deps.sh
-make -s -j"$(nproc)" >/dev/null
-make -s install >/dev/null
+echo "building and installing cmk (about 3 minutes on 2 cores the first time)..."
+if ! build_log=$( (make -s -j"$(nproc)" && make -s install) 2>&1); then
+  printf '%s\n' "$build_log" | tail -40 >&2
+  echo "demo: the build failed" >&2
+  exit 1
+fi
 
 demo=$(mktemp -d /tmp/cmk-demo.XXXXXX)
 cp -r test/kv_emulator "$demo/kv_emulator"
 chown -R postgres: "$demo"
 cleanup() {
+  local rc=$?
+  if [ $rc -ne 0 ]; then
+    echo "demo: failed (exit $rc); the last lines of each log:" >&2
+    for f in "$demo"/kv.log "$demo"/encrypted.log "$demo"/plain.log; do
+      [ -f "$f" ] && { echo "--- $(basename "$f")" >&2; tail -n 15 "$f" >&2; }
+    done
+  fi
   for d in "$demo/encrypted" "$demo/plain"; do
     [ -f "$d/postmaster.pid" ] && runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$d" -m fast stop >/dev/null 2>&1 || true
   done
@@ -31,10 +46,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
-runuser -u postgres -- env DEMO="$demo" PATH="/usr/lib/postgresql/15/bin:$PATH" bash -euo pipefail <<'EOS'
+[ -t 1 ] && tty=1 || tty=0
+runuser -u postgres -- env DEMO="$demo" TTY="$tty" PATH="/usr/lib/postgresql/15/bin:$PATH" bash -eEuo pipefail <<'EOS'
 cd "$DEMO"
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-kv() { python3 "$DEMO/kv_emulator/kv_emulator.py" admin --state-dir "$DEMO/kv" "$@"; }
+# Bold headings only on a terminal.
+if [ "$TTY" = 1 ]; then say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }; else say() { printf '\n== %s\n' "$*"; }; fi
+trap 'echo "demo: step failed at line $LINENO: $BASH_COMMAND" >&2' ERR
+# The emulator's admin command; its answer (or error) is shown if it fails.
+kv() {
+  local out
+  if ! out=$(python3 "$DEMO/kv_emulator/kv_emulator.py" admin --state-dir "$DEMO/kv" "$@" 2>&1); then
+    printf 'emulator admin %s failed:\n%s\n' "$*" "$out" >&2
+    return 1
+  fi
+  printf '%s\n' "$out"
+}
 field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {"d": d}))' "$1"; }
 secret='the-launch-code-is-0451'
 tenant=72f988bf-0000-4000-8000-00000000cafe
@@ -43,6 +69,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 say "1. A local Azure Key Vault (the emulator) with an RSA key and the server's identity"
 python3 "$DEMO/kv_emulator/kv_emulator.py" serve --state-dir "$DEMO/kv" --port "$port" --tenant "$tenant" >"$DEMO/kv.log" 2>&1 &
 for i in $(seq 300); do [ -f "$DEMO/kv/ready" ] && break; sleep 0.1; done
+[ -f "$DEMO/kv/ready" ] || { echo "the Key Vault emulator did not start" >&2; exit 1; }
 vault="https://localhost:$port"
 kv add-identity --tenant "$tenant" --client-id pg-server --secret 'demo-only-secret' >/dev/null
 kv grant --client-id pg-server --permissions get,wrapKey,unwrapKey >/dev/null

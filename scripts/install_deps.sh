@@ -9,8 +9,10 @@ packages=(
   postgresql-15 postgresql-server-dev-15 postgresql-client-15
   libssl-dev libgcrypt20-dev libkrb5-dev libcurl4-openssl-dev nlohmann-json3-dev libgtest-dev
   libipc-run-perl python3 python3-cryptography
-  pgbackrest gocryptfs gnuplot-nox
+  pgbackrest
 )
+# Packages only the benchmarks need (gocryptfs, gnuplot, perf) are installed
+# by bench/run.sh itself.
 
 if [ "$(id -u)" != 0 ]; then
   echo "install_deps.sh: run as root (it installs Debian packages)" >&2
@@ -26,8 +28,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   mkdir -p /etc/postgresql-common/createcluster.d
   echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/cmk-no-main-cluster.conf
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q
-  apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # Wait for a dpkg/apt lock held by another apt (unattended-upgrades at boot)
+  # instead of failing.
+  lock_wait=(-o DPkg::Lock::Timeout=600)
+  echo "installing: ${missing[*]}"
+  apt-get "${lock_wait[@]}" update -q
+  apt-get "${lock_wait[@]}" install -y -q --no-install-recommends "${missing[@]}"
 fi
 
 # The server binaries are in /usr/lib/postgresql/15/bin; initdb refuses root,

@@ -12,6 +12,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$(pwd)
+# initdb refuses a locale the machine lacks (ssh forwards the client's LANG
+# and LC_*): the servers run in C.UTF-8, which Debian always has.
+unset LANGUAGE LC_ALL $(compgen -e | grep '^LC_' || true)
+export LANG=C.UTF-8
 
 bash scripts/install_deps.sh
 pgbin=/usr/lib/postgresql/15/bin
@@ -20,6 +24,7 @@ if [ -n "${CMK_PG_ROOT:-}" ]; then
   [ -x "$pgbin/pg_config" ] || bash scripts/dev_pg_root.sh "$CMK_PG_ROOT" >/dev/null
 fi
 export PG_CONFIG=$pgbin/pg_config
+echo "building cmk (a few minutes on 2 cores the first time)..."
 make -j"$(nproc)"
 make install >/dev/null
 make -j"$(nproc)" build/unit_tests

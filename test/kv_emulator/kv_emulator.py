@@ -18,6 +18,17 @@ References used (cited at the places where they matter):
   [KV-KEYS]   learn.microsoft.com/azure/key-vault/keys/about-keys-details
               ("Date-time controlled operations": outside nbf/exp, decrypt,
               unwrap and verify still work; encrypt, wrap and sign are refused)
+  [KV-SD]     learn.microsoft.com/azure/key-vault/general/soft-delete-overview
+              (retention 7..90 days, default 90; purge protection) and the
+              DeletionRecoveryLevel enum of [KV-REST] ("Purgeable",
+              "Recoverable+Purgeable", "Recoverable",
+              "Recoverable+ProtectedSubscription", "CustomizedRecoverable+Purgeable",
+              "CustomizedRecoverable", "CustomizedRecoverable+ProtectedSubscription";
+              Customized* when 7 <= retention < 90; recoverableDays is 0 without
+              soft-delete).  A purge under purge protection is 403 Forbidden
+              'Operation "purge" is not allowed because purge protection is
+              enabled for this vault. ...' (the service's message as reported
+              in SDK issues).
   [KV-LOG]    learn.microsoft.com/azure/key-vault/general/logging (AuditEvent
               fields and operationName values)
   [AAD-CC]    learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow
@@ -78,7 +89,9 @@ IDLE_TIMEOUT = 30             # seconds a kept-alive connection may stay idle
 MAX_LATENCY_MS = 60_000       # injected latency cap
 MAX_FAULT_COUNT = 10_000
 MAX_AUDIT_RETURN = 100_000
-SOFT_DELETE_DAYS = 90         # recoverableDays of a soft-delete enabled vault
+SOFT_DELETE_DAYS = 90         # default retention (recoverableDays) of a soft-delete enabled vault
+MIN_RETENTION_DAYS = 7        # [KV-SD] retention is 7..90 days
+TOKEN_LIFETIME_MAX = 86400
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 WIF_AUDIENCE = "api://AzureADTokenExchange"   # [WIF] default audience
@@ -126,6 +139,49 @@ ROLES = {
 }
 FAULT_OPS = {"any", "token", "imds", "msi", "oidc"} | set(OPS)
 TOKEN_OPS = ("token", "imds", "msi")
+# DeletionRecoveryLevel values [KV-REST] [KV-SD].  What a level allows follows
+# from its name, as the reference says: soft delete when it contains
+# "Recoverable", purge by a caller when it contains "Purgeable".
+RECOVERY_LEVELS = ["Purgeable", "Recoverable+Purgeable", "Recoverable", "Recoverable+ProtectedSubscription",
+                   "CustomizedRecoverable+Purgeable", "CustomizedRecoverable",
+                   "CustomizedRecoverable+ProtectedSubscription"]
+_RECOVERY_LEVEL_RE = re.compile(r"[A-Za-z+]{1,64}")
+
+
+def recovery_level_of(soft_delete, purge_protection, days, protected_subscription=False):
+    """The recoveryLevel Key Vault reports for a vault's settings [KV-SD]."""
+    if not soft_delete:
+        return "Purgeable", 0
+    level = "Recoverable" if days >= SOFT_DELETE_DAYS else "CustomizedRecoverable"
+    if not purge_protection:
+        level += "+Purgeable"
+    elif protected_subscription:
+        level += "+ProtectedSubscription"
+    return level, days
+
+
+def default_recoverable_days(level):
+    if "Recoverable" not in level:
+        return 0
+    return SOFT_DELETE_DAYS if not level.startswith("Customized") else MIN_RETENTION_DAYS
+
+
+def parse_time_arg(v, name):
+    """An IntDate from the admin interface: UNIX seconds, "+N"/"-N" seconds from
+    now, or None/"none"/"" for no value."""
+    if v is None or (isinstance(v, str) and v.strip().lower() in ("none", "")):
+        return None
+    if isinstance(v, bool):
+        raise ValueError("%s: expected UNIX seconds, +N, -N or none" % name)
+    if isinstance(v, int):
+        return v
+    s = str(v).strip()
+    try:
+        if s[0] in "+-":
+            return now_ts() + int(s)
+        return int(s)
+    except (ValueError, IndexError):
+        raise ValueError("%s: expected UNIX seconds, +N, -N or none, not %r" % (name, v))
 
 
 # --------------------------------------------------------------------------
@@ -410,6 +466,11 @@ class Emulator:
             "vault_tenant": None,
             "auth_mode": "accessPolicy",
             "token_lifetime": 3600,
+            "token_lifetimes": {},
+            "soft_delete": True,
+            "purge_protection": False,
+            "retention_days": SOFT_DELETE_DAYS,
+            "protected_subscription": False,
             "identities": {},
             "permissions": {},
             "keys": {},
@@ -425,6 +486,10 @@ class Emulator:
     @property
     def base(self):
         return "https://localhost:%d" % self.port
+
+    @property
+    def vault_name(self):
+        return "localhost"
 
     @property
     def issuer_url(self):
@@ -640,8 +705,16 @@ class Emulator:
                 "correlation_id": corr, "error_uri": "%s/error?code=%d" % (self.base, num)}
         return Resp(e.status, body, headers)
 
-    def issue_token(self, ident, resource, acr):
-        lifetime = int(self.state.get("token_lifetime", 3600))
+    def token_lifetime(self, ident, flow):
+        """Seconds a new token lives: the identity's own setting, else the
+        sign-in flow's (token, imds, msi), else the global one."""
+        with self.lock:
+            per_id = self.state["identities"].get(ident["client_id"], {}).get("token_lifetime")
+            per_flow = self.state.get("token_lifetimes", {}).get(flow)
+            return int(per_id or per_flow or self.state.get("token_lifetime", 3600))
+
+    def issue_token(self, ident, resource, acr, flow):
+        lifetime = self.token_lifetime(ident, flow)
         t = now_ts()
         tid = ident["tenant"]
         claims = {"aud": resource, "iss": "https://sts.windows.net/%s/" % tid, "iat": t, "nbf": t,
@@ -678,7 +751,7 @@ class Emulator:
             self.audit(req, "Authentication", caller=client_id, tenant=tenant, result=e.code,
                        status=e.status, detail=e.message[:200])
             return self.aad_response(req, e)
-        tok, lifetime, _ = self.issue_token(ident, resource, acr)
+        tok, lifetime, _ = self.issue_token(ident, resource, acr, "token")
         self.audit(req, "Authentication", caller=ident["client_id"], tenant=tenant,
                    detail="client_credentials acr=%s" % acr)
         return Resp(200, {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime,
@@ -892,7 +965,7 @@ class Emulator:
             self.audit(req, "Authentication", caller=ident["client_id"], tenant=ident["tenant"],
                        result="AADSTS500011", status=400, detail=kind)
             return None, Resp(400, {"error": "invalid_resource", "error_description": msg})
-        tok, lifetime, t = self.issue_token(ident, resource, "2")
+        tok, lifetime, t = self.issue_token(ident, resource, "2", kind)
         self.audit(req, "Authentication", caller=ident["client_id"], tenant=ident["tenant"], detail=kind)
         return (ident, tok, lifetime, t, resource), None
 
@@ -999,13 +1072,13 @@ class Emulator:
                           "deny assignments or role definitions were changed recently, please observe "
                           "propagation time.\r\nCaller: %s\r\nAction: '%s'\r\nResource: "
                           "'/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/local/providers/"
-                          "microsoft.keyvault/vaults/localhost/keys/%s'\r\nAssignment: (not found)\r\n"
-                          "DenyAssignmentId: null\r\nDecisionReason: null \r\nVault: localhost;location=local\r\n"
-                          % (caller, action, name or ""), inner="ForbiddenByRbac")
+                          "microsoft.keyvault/vaults/%s/keys/%s'\r\nAssignment: (not found)\r\n"
+                          "DenyAssignmentId: null\r\nDecisionReason: null \r\nVault: %s;location=local\r\n"
+                          % (caller, action, self.vault_name, name or "", self.vault_name), inner="ForbiddenByRbac")
         raise KVError(403, "Forbidden",
                       "The user, group or application '%s' does not have keys %s permission on key vault "
-                      "'localhost;location=local'. For help resolving this issue, please see "
-                      "https://go.microsoft.com/fwlink/?linkid=2125287" % (caller, perm),
+                      "'%s;location=local'. For help resolving this issue, please see "
+                      "https://go.microsoft.com/fwlink/?linkid=2125287" % (caller, perm, self.vault_name),
                       inner="ForbiddenByPolicy")
 
     def kv_call(self, req, op, fn, kwargs):
@@ -1062,15 +1135,29 @@ class Emulator:
     def kid(self, name, version=None):
         return "%s/keys/%s" % (self.base, name) + ("/" + version if version else "")
 
-    def attributes(self, rec):
+    def vault_recovery(self):
+        st = self.state
+        return recovery_level_of(st.get("soft_delete", True), st.get("purge_protection", False),
+                                 st.get("retention_days", SOFT_DELETE_DAYS), st.get("protected_subscription", False))
+
+    def key_recovery(self, name):
+        """(recoveryLevel, recoverableDays) of a key: the vault's, unless the
+        admin interface set one on this key (a test hook: Azure has it per vault)."""
+        k = self.state["keys"].get(name) or {}
+        r = k.get("recovery")
+        if r:
+            return r["level"], r["days"]
+        return self.vault_recovery()
+
+    def attributes(self, name, rec):
         a = {"enabled": rec["enabled"]}
         if rec.get("nbf") is not None:
             a["nbf"] = rec["nbf"]
         if rec.get("exp") is not None:
             a["exp"] = rec["exp"]
+        level, days = self.key_recovery(name)
         a.update({"created": rec["created"], "updated": rec["updated"],
-                  "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": SOFT_DELETE_DAYS,
-                  "exportable": False})
+                  "recoveryLevel": level, "recoverableDays": days, "exportable": False})
         return a
 
     def bundle(self, name, version):
@@ -1088,7 +1175,7 @@ class Emulator:
             jwk["crv"] = rec["crv"]
             jwk["x"] = int_b64u(nums.x, size)
             jwk["y"] = int_b64u(nums.y, size)
-        out = {"key": jwk, "attributes": self.attributes(rec)}
+        out = {"key": jwk, "attributes": self.attributes(name, rec)}
         if rec.get("tags"):
             out["tags"] = dict(rec["tags"])
         return out
@@ -1153,9 +1240,21 @@ class Emulator:
             return ec.generate_private_key(EC_CURVES[crv][0]()), {"crv": crv}
         raise bad_param("The specified key type %s is not supported." % kty)
 
+    def _deleted_key(self, name):
+        """The soft-deleted key of that name, or None; a deleted key whose
+        scheduledPurgeDate has passed is purged first, as the service does."""
+        k = self.state["keys"].get(name)
+        if k is None or not k.get("deleted"):
+            return None
+        if now_ts() >= k["deleted"]["scheduledPurgeDate"]:
+            self._forget_key(name)
+            self._save()
+            return None
+        return k
+
     def _check_not_deleted(self, name):
         with self.lock:
-            k = self.state["keys"].get(name)
+            k = self._deleted_key(name)
             if k is not None and k.get("deleted"):
                 raise KVError(409, "Conflict",
                               "Key %s is currently in a deleted but recoverable state, and its name cannot be "
@@ -1272,33 +1371,50 @@ class Emulator:
     def delete_key(self, name):
         with self.lock:
             k = self._live_key(name)
+            version = k["order"][-1]
+            level, days = self.key_recovery(name)
+            if "Recoverable" not in level:
+                # No soft delete: the key is gone at once [KV-SD]; the answer is
+                # the key as it was, without the recovery fields.
+                out = self.bundle(name, version)
+                self._forget_key(name)
+                self._save()
+                return out, version
             t = now_ts()
-            k["deleted"] = {"deletedDate": t, "scheduledPurgeDate": t + SOFT_DELETE_DAYS * 86400}
+            k["deleted"] = {"deletedDate": t, "scheduledPurgeDate": t + days * 86400}
             self._save()
-            return self.deleted_bundle(name), k["order"][-1]
+            return self.deleted_bundle(name), version
+
+    def _forget_key(self, name):
+        del self.state["keys"][name]
+        for ck in [c for c in self._keycache if c[0] == name]:
+            del self._keycache[ck]
 
     def recover_key(self, name):
         with self.lock:
-            k = self.state["keys"].get(name)
-            if k is None or not k.get("deleted"):
+            k = self._deleted_key(name)
+            if k is None:
                 raise KVError(404, "KeyNotFound", "Deleted Key not found: %s" % name)
             k["deleted"] = None
             self._save()
             return self.bundle(name, k["order"][-1]), k["order"][-1]
 
-    def purge_key(self, name):
+    def purge_key(self, name, force=False):
         with self.lock:
-            k = self.state["keys"].get(name)
-            if k is None or not k.get("deleted"):
+            k = self._deleted_key(name)
+            if k is None:
                 raise KVError(404, "KeyNotFound", "Deleted Key not found: %s" % name)
-            del self.state["keys"][name]
-            for ck in [c for c in self._keycache if c[0] == name]:
-                del self._keycache[ck]
+            if "Purgeable" not in self.key_recovery(name)[0] and not force:
+                raise KVError(403, "Forbidden",
+                              'Operation "purge" is not allowed because purge protection is enabled for this '
+                              'vault. Key Vault service will automatically purge it after the retention period '
+                              'has passed.\r\nVault: %s;location=local' % self.vault_name)
+            self._forget_key(name)
             self._save()
 
     def key_item(self, name, version, with_version=True):
         rec = self.state["keys"][name]["versions"][version]
-        item = {"kid": self.kid(name, version if with_version else None), "attributes": self.attributes(rec)}
+        item = {"kid": self.kid(name, version if with_version else None), "attributes": self.attributes(name, rec)}
         if rec.get("tags"):
             item["tags"] = dict(rec["tags"])
         return item
@@ -1350,8 +1466,8 @@ class Emulator:
 
     def kv_get_deleted(self, req, name):
         with self.lock:
-            k = self.state["keys"].get(name)
-            if k is None or not k.get("deleted"):
+            k = self._deleted_key(name)
+            if k is None:
                 raise KVError(404, "KeyNotFound", "Deleted Key not found: %s" % name)
             return 200, self.deleted_bundle(name), k["order"][-1]
 
@@ -1451,6 +1567,12 @@ class Emulator:
             return {"port": self.port, "vault": self.base, "authority": self.base, "issuer": self.issuer_url,
                     "vault_tenant": self.vault_tenant(), "tenants": sorted(self.tenants()),
                     "auth_mode": self.state.get("auth_mode"), "token_lifetime": self.state["token_lifetime"],
+                    "token_lifetimes": dict(self.state.get("token_lifetimes", {})),
+                    "soft_delete": self.state.get("soft_delete", True),
+                    "purge_protection": self.state.get("purge_protection", False),
+                    "retention_days": self.state.get("retention_days", SOFT_DELETE_DAYS),
+                    "protected_subscription": self.state.get("protected_subscription", False),
+                    "recovery_level": self.vault_recovery()[0], "recoverable_days": self.vault_recovery()[1],
                     "identities": sorted(self.state["identities"]), "keys": sorted(self.state["keys"]),
                     "faults": list(self.faults), "pid": os.getpid()}
 
@@ -1571,20 +1693,55 @@ class Emulator:
 
     def admin_set_vault(self, req, body):
         with self.lock:
+            new = {f: self.state.get(f, d) for f, d in (("soft_delete", True), ("purge_protection", False),
+                                                       ("retention_days", SOFT_DELETE_DAYS),
+                                                       ("protected_subscription", False))}
+            for f in ("soft_delete", "purge_protection", "protected_subscription"):
+                if body.get(f) is not None:
+                    new[f] = bool(body[f])
+            if body.get("retention_days") is not None:
+                new["retention_days"] = int(body["retention_days"])
+            if not MIN_RETENTION_DAYS <= new["retention_days"] <= SOFT_DELETE_DAYS:
+                raise ValueError("retention_days must be within %d..%d" % (MIN_RETENTION_DAYS, SOFT_DELETE_DAYS))
+            # [KV-SD] purge protection needs soft delete; a protected subscription
+            # is a kind of purge protection.
+            if new["purge_protection"] and not new["soft_delete"]:
+                raise ValueError("purge protection needs soft delete (--soft-delete on)")
+            if new["protected_subscription"] and not new["purge_protection"]:
+                raise ValueError("a protected subscription needs purge protection (--purge-protection on)")
             if body.get("tenant"):
                 self.state["vault_tenant"] = body["tenant"]
+            self.state.update(new)
             self._set_mode(body)
             self._save()
         return self.admin_status(req, {})
 
     def admin_set_token_lifetime(self, req, body):
         secs = int(body["seconds"])
-        if not 1 <= secs <= 86400:
-            raise ValueError("seconds must be within 1..86400")
+        if not 1 <= secs <= TOKEN_LIFETIME_MAX:
+            raise ValueError("seconds must be within 1..%d" % TOKEN_LIFETIME_MAX)
+        flow, cid = body.get("flow"), body.get("client_id")
+        if flow is not None and flow not in TOKEN_OPS:
+            raise ValueError("flow must be one of %s" % ", ".join(TOKEN_OPS))
         with self.lock:
-            self.state["token_lifetime"] = secs
+            if cid:
+                ident = self.state["identities"].get(cid)
+                if ident is None:
+                    raise KVError(404, "NotFound", "no identity %s" % cid)
+                ident["token_lifetime"] = secs
+            elif flow:
+                self.state.setdefault("token_lifetimes", {})[flow] = secs
+            else:
+                # The global setting replaces the per-flow and per-identity ones.
+                self.state["token_lifetime"] = secs
+                self.state["token_lifetimes"] = {}
+                for ident in self.state["identities"].values():
+                    ident.pop("token_lifetime", None)
             self._save()
-        return {"token_lifetime": secs}
+            return {"token_lifetime": self.state["token_lifetime"],
+                    "token_lifetimes": dict(self.state["token_lifetimes"]),
+                    "identities": {c: i["token_lifetime"] for c, i in self.state["identities"].items()
+                                   if i.get("token_lifetime")}}
 
     def _admin_key_op(self, req, op, name, fn):
         try:
@@ -1602,13 +1759,52 @@ class Emulator:
         attrs = {"enabled": not body.get("disabled", False)}
         for f in ("exp", "nbf"):
             if body.get(f) is not None:
-                attrs[f] = int(body[f])
+                attrs[f] = parse_time_arg(body[f], f)
         params = {"kty": kty, "key_ops": body.get("ops"), "attributes": attrs}
         if body.get("size") is not None:
             params["key_size"] = int(body["size"])
         if body.get("crv"):
             params["crv"] = body["crv"]
-        return self._admin_key_op(req, "KeyCreate", name, lambda: self.create_key(name, params))
+        recovery = self._recovery_arg(body)
+
+        def create():
+            version = self.create_key(name, params)
+            if recovery is not None:
+                self._set_key_recovery(name, recovery)
+            return version
+        return self._admin_key_op(req, "KeyCreate", name, create)
+
+    @staticmethod
+    def _recovery_arg(body):
+        """The key-level recoveryLevel override of create-key/set-key: None (not
+        given), False (back to the vault's) or {"level", "days"}."""
+        level, days = body.get("recovery_level"), body.get("recoverable_days")
+        if level is None:
+            if days is not None:
+                raise ValueError("--recoverable-days needs --recovery-level")
+            return None
+        if level == "vault":
+            return False
+        if not _RECOVERY_LEVEL_RE.fullmatch(level):
+            raise ValueError("recovery level %r: letters and '+' only (known: %s)"
+                             % (level, ", ".join(RECOVERY_LEVELS)))
+        if days is None:
+            if level not in RECOVERY_LEVELS:
+                raise ValueError("an unknown recovery level needs --recoverable-days")
+            days = default_recoverable_days(level)
+        days = int(days)
+        if not 0 <= days <= 3650:
+            raise ValueError("recoverable_days must be within 0..3650")
+        return {"level": level, "days": days}
+
+    def _set_key_recovery(self, name, recovery):
+        with self.lock:
+            k = self._live_key(name)
+            if recovery:
+                k["recovery"] = dict(recovery)
+            else:
+                k.pop("recovery", None)
+            self._save()
 
     def admin_import_key(self, req, body):
         name = body["name"]
@@ -1638,12 +1834,17 @@ class Emulator:
             patch["attributes"]["enabled"] = bool(body["enabled"])
         for f in ("exp", "nbf"):
             if f in body:
-                v = body[f]
-                patch["attributes"][f] = None if v in (None, "none", "") else int(v)
+                patch["attributes"][f] = parse_time_arg(body[f], f)
         if body.get("ops") is not None:
             patch["key_ops"] = body["ops"]
-        return self._admin_key_op(req, "KeyUpdate", name,
-                                  lambda: self.update_key(name, body.get("version"), patch))
+        recovery = self._recovery_arg(body)
+
+        def update():
+            version = self.update_key(name, body.get("version"), patch)
+            if recovery is not None:
+                self._set_key_recovery(name, recovery)
+            return version
+        return self._admin_key_op(req, "KeyUpdate", name, update)
 
     def admin_delete_key(self, req, body):
         name = body["name"]
@@ -1668,7 +1869,7 @@ class Emulator:
     def admin_purge_key(self, req, body):
         name = body["name"]
         try:
-            self.purge_key(name)
+            self.purge_key(name, force=bool(body.get("force")))
         except KVError as e:
             self._admin_audit(req, "KeyPurge", name, "", e.result, e.status)
             raise
@@ -2000,31 +2201,47 @@ def build_parser():
     c.add_argument("--tenant")
     c.add_argument("--rbac", action="store_true")
     c.add_argument("--access-policy", action="store_true")
+    c.add_argument("--soft-delete", type=_bool, help="on|off (default on)")
+    c.add_argument("--purge-protection", type=_bool, help="on|off (default off; needs soft delete)")
+    c.add_argument("--retention-days", type=int, help="soft-delete retention, 7..90 (default 90)")
+    c.add_argument("--protected-subscription", type=_bool,
+                   help="on|off: the +ProtectedSubscription levels (needs purge protection)")
     c = asub.add_parser("set-token-lifetime")
     c.add_argument("--seconds", type=int, required=True)
+    c.add_argument("--flow", choices=list(TOKEN_OPS),
+                   help="only tokens of this sign-in flow (token endpoint, IMDS, identity endpoint)")
+    c.add_argument("--client-id", help="only tokens of this identity")
     c = asub.add_parser("create-key")
     c.add_argument("--name", required=True)
     c.add_argument("--kty", default="RSA", choices=["RSA", "RSA-HSM", "EC", "EC-HSM"])
     c.add_argument("--size", type=int)
     c.add_argument("--crv")
     c.add_argument("--ops")
-    c.add_argument("--exp", type=int)
-    c.add_argument("--nbf", type=int)
+    c.add_argument("--exp", help="UNIX time, +N / -N seconds from now")
+    c.add_argument("--nbf", help="UNIX time, +N / -N seconds from now")
     c.add_argument("--disabled", action="store_true")
+    c.add_argument("--recovery-level", help="this key's recoveryLevel instead of the vault's")
+    c.add_argument("--recoverable-days", type=int)
     c = asub.add_parser("import-key")
     c.add_argument("--name", required=True)
     c.add_argument("--pem", required=True, help="PEM file with the private key")
     c.add_argument("--ops")
     c.add_argument("--hsm", action="store_true")
     for name in ("rotate-key", "delete-key", "recover-key", "purge-key", "list-versions"):
-        asub.add_parser(name).add_argument("--name", required=True)
+        c = asub.add_parser(name)
+        c.add_argument("--name", required=True)
+        if name == "purge-key":
+            c.add_argument("--force", action="store_true",
+                           help="purge even under purge protection (what the service does after retention)")
     c = asub.add_parser("set-key")
     c.add_argument("--name", required=True)
     c.add_argument("--version")
     c.add_argument("--enabled", type=_bool)
-    c.add_argument("--exp", help="UNIX time or 'none'")
-    c.add_argument("--nbf", help="UNIX time or 'none'")
+    c.add_argument("--exp", help="UNIX time, +N / -N seconds from now, or 'none'")
+    c.add_argument("--nbf", help="UNIX time, +N / -N seconds from now, or 'none'")
     c.add_argument("--ops")
+    c.add_argument("--recovery-level", help="this key's recoveryLevel ('vault': back to the vault's)")
+    c.add_argument("--recoverable-days", type=int)
     c = asub.add_parser("fault")
     c.add_argument("--op")
     c.add_argument("--status", type=int)
@@ -2060,24 +2277,28 @@ def admin_payload(a):
         return {"client_id": a.client_id, "permissions": _csv(a.permissions) or [], "role": a.role,
                 "rbac": a.rbac, "access_policy": a.access_policy}
     if cmd == "set-vault":
-        return {"tenant": a.tenant, "rbac": a.rbac, "access_policy": a.access_policy}
+        return {"tenant": a.tenant, "rbac": a.rbac, "access_policy": a.access_policy,
+                "soft_delete": a.soft_delete, "purge_protection": a.purge_protection,
+                "retention_days": a.retention_days, "protected_subscription": a.protected_subscription}
     if cmd == "set-token-lifetime":
-        return {"seconds": a.seconds}
+        return {"seconds": a.seconds, "flow": a.flow, "client_id": a.client_id}
     if cmd == "create-key":
         return {"name": a.name, "kty": a.kty, "size": a.size, "crv": a.crv, "ops": _csv(a.ops),
-                "exp": a.exp, "nbf": a.nbf, "disabled": a.disabled}
+                "exp": a.exp, "nbf": a.nbf, "disabled": a.disabled,
+                "recovery_level": a.recovery_level, "recoverable_days": a.recoverable_days}
     if cmd == "import-key":
         with open(a.pem) as f:
             pem = f.read()
         return {"name": a.name, "pem": pem, "ops": _csv(a.ops), "hsm": a.hsm}
     if cmd in ("rotate-key", "delete-key", "recover-key", "purge-key", "list-versions"):
-        return {"name": a.name}
+        return {"name": a.name, "force": getattr(a, "force", False)}
     if cmd == "set-key":
-        out = {"name": a.name, "version": a.version, "enabled": a.enabled, "ops": _csv(a.ops)}
+        out = {"name": a.name, "version": a.version, "enabled": a.enabled, "ops": _csv(a.ops),
+               "recovery_level": a.recovery_level, "recoverable_days": a.recoverable_days}
         for f in ("exp", "nbf"):
             v = getattr(a, f)
             if v is not None:
-                out[f] = None if v.lower() == "none" else int(v)
+                out[f] = v      # UNIX time, +N/-N or none: resolved by the server's clock
         return out
     if cmd == "fault":
         return {"clear": a.clear, "op": a.op, "status": a.status, "count": a.count,

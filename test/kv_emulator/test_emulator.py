@@ -870,6 +870,179 @@ class TestKeys(unittest.TestCase):
 
 
 # ==========================================================================
+class TestRecoveryLevel(unittest.TestCase):
+    """recoveryLevel / recoverableDays from the vault's soft-delete and purge
+    protection settings (or a key's own), and what delete and purge then do."""
+
+    def tearDown(self):
+        E.admin("set-vault", "--soft-delete", "on", "--purge-protection", "off", "--retention-days", "90",
+                "--protected-subscription", "off")
+
+    @staticmethod
+    def attrs(name):
+        st, _, js = E.kv("GET", "/keys/" + name, token=TOKEN)
+        assert st == 200, js
+        return js["attributes"]["recoveryLevel"], js["attributes"]["recoverableDays"]
+
+    def test_vault_settings_give_each_level(self):
+        name = uniq("rl")
+        E.admin("create-key", "--name", name)
+        self.assertEqual(self.attrs(name), ("Recoverable+Purgeable", 90))
+        cases = [
+            (["--soft-delete", "off"], ("Purgeable", 0)),
+            (["--soft-delete", "on"], ("Recoverable+Purgeable", 90)),
+            (["--purge-protection", "on"], ("Recoverable", 90)),
+            (["--protected-subscription", "on"], ("Recoverable+ProtectedSubscription", 90)),
+            (["--retention-days", "30"], ("CustomizedRecoverable+ProtectedSubscription", 30)),
+            (["--protected-subscription", "off"], ("CustomizedRecoverable", 30)),
+            (["--purge-protection", "off"], ("CustomizedRecoverable+Purgeable", 30)),
+        ]
+        for args, want in cases:
+            st = E.admin("set-vault", *args)
+            self.assertEqual((st["recovery_level"], st["recoverable_days"]), want, args)
+            self.assertEqual(self.attrs(name), want, args)
+        st, _, js = E.kv("GET", "/keys/%s/versions" % name, token=TOKEN)
+        self.assertEqual(js["value"][0]["attributes"]["recoveryLevel"], "CustomizedRecoverable+Purgeable")
+        # Azure refuses these combinations too.
+        for args in (["--retention-days", "6"], ["--retention-days", "91"],
+                     ["--soft-delete", "off", "--purge-protection", "on"],
+                     ["--purge-protection", "off", "--protected-subscription", "on"]):
+            rc, out = E.admin_rc("set-vault", *args)
+            self.assertEqual((rc, out["error"]["code"]), (1, "BadParameter"), args)
+        self.assertEqual(E.admin("status")["recovery_level"], "CustomizedRecoverable+Purgeable")
+
+    def test_purge_protection_refuses_purge(self):
+        E.admin("set-vault", "--purge-protection", "on", "--retention-days", "7")
+        name = uniq("pp")
+        E.admin("create-key", "--name", name)
+        st, _, d = E.kv("DELETE", "/keys/" + name, token=TOKEN)
+        self.assertEqual((st, d["attributes"]["recoveryLevel"]), (200, "CustomizedRecoverable"))
+        self.assertEqual(d["scheduledPurgeDate"] - d["deletedDate"], 7 * 86400)
+        st, _, js = E.kv("DELETE", "/deletedkeys/" + name, token=TOKEN)
+        self.assertEqual((st, js["error"]["code"]), (403, "Forbidden"))
+        self.assertTrue(js["error"]["message"].startswith(
+            'Operation "purge" is not allowed because purge protection is enabled for this vault.'))
+        rc, out = E.admin_rc("purge-key", "--name", name)
+        self.assertEqual((rc, out["error"]["code"]), (1, "Forbidden"))
+        self.assertEqual(E.kv("GET", "/deletedkeys/" + name, token=TOKEN)[0], 200)
+        self.assertEqual(E.kv("POST", "/deletedkeys/%s/recover" % name, token=TOKEN)[0], 200)
+        E.admin("delete-key", "--name", name)
+        self.assertEqual(E.admin("purge-key", "--name", name, "--force"), {"purged": name})
+        self.assertEqual(E.kv("GET", "/deletedkeys/" + name, token=TOKEN)[0], 404)
+        results = [e["result"] for e in E.audit(operation="KeyPurge") if e["key"] == name]
+        self.assertEqual(results, ["Forbidden", "Forbidden", "Success"])
+
+    def test_without_soft_delete_delete_is_final(self):
+        E.admin("set-vault", "--soft-delete", "off")
+        name = uniq("nosd")
+        kid = E.admin("create-key", "--name", name)["key"]["kid"]
+        st, _, d = E.kv("DELETE", "/keys/" + name, token=TOKEN)
+        self.assertEqual((st, d["key"]["kid"], d["attributes"]["recoveryLevel"]), (200, kid, "Purgeable"))
+        for f in ("recoveryId", "deletedDate", "scheduledPurgeDate"):
+            self.assertNotIn(f, d)
+        self.assertEqual(E.kv("GET", "/keys/" + name, token=TOKEN)[0], 404)
+        self.assertEqual(E.kv("GET", "/deletedkeys/" + name, token=TOKEN)[0], 404)
+        self.assertEqual(E.kv("POST", "/deletedkeys/%s/recover" % name, token=TOKEN)[0], 404)
+        st, _, b = E.kv("POST", "/keys/%s/create" % name, {"kty": "RSA"}, token=TOKEN)
+        self.assertEqual(st, 200)
+        self.assertNotEqual(b["key"]["kid"], kid)
+
+    def test_key_level_override(self):
+        name, other = uniq("kl"), uniq("kl")
+        E.admin("create-key", "--name", other)
+        b = E.admin("create-key", "--name", name, "--recovery-level", "Recoverable")
+        self.assertEqual((b["attributes"]["recoveryLevel"], b["attributes"]["recoverableDays"]), ("Recoverable", 90))
+        E.admin("rotate-key", "--name", name)
+        self.assertEqual(self.attrs(name), ("Recoverable", 90))        # every version of the key
+        self.assertEqual(self.attrs(other), ("Recoverable+Purgeable", 90))
+        E.admin("set-key", "--name", name, "--recovery-level", "CustomizedRecoverable", "--recoverable-days", "14")
+        self.assertEqual(self.attrs(name), ("CustomizedRecoverable", 14))
+        # A value the client may not know (the enum is extensible) with explicit days.
+        E.admin("set-key", "--name", name, "--recovery-level", "Recoverable+Whatever", "--recoverable-days", "9")
+        self.assertEqual(self.attrs(name), ("Recoverable+Whatever", 9))
+        for args in (["--recovery-level", "Recoverable+Whatever"], ["--recovery-level", "bad level"],
+                     ["--recoverable-days", "9"]):
+            self.assertEqual(E.admin_rc("set-key", "--name", name, *args)[0], 1, args)
+        E.admin("set-key", "--name", name, "--recovery-level", "vault")
+        self.assertEqual(self.attrs(name), ("Recoverable+Purgeable", 90))
+        E.admin("set-key", "--name", name, "--recovery-level", "Purgeable")
+        self.assertEqual(self.attrs(name), ("Purgeable", 0))
+        E.admin("delete-key", "--name", name)
+        self.assertEqual(E.kv("GET", "/deletedkeys/" + name, token=TOKEN)[0], 404)
+        self.assertEqual(self.attrs(other), ("Recoverable+Purgeable", 90))
+
+    def test_deleted_key_is_purged_at_its_scheduled_date(self):
+        name = uniq("sched")
+        E.admin("create-key", "--name", name, "--recovery-level", "CustomizedRecoverable+Purgeable",
+                "--recoverable-days", "0")
+        d = E.admin("delete-key", "--name", name)
+        self.assertEqual(d["scheduledPurgeDate"], d["deletedDate"])
+        self.assertEqual(E.kv("GET", "/deletedkeys/" + name, token=TOKEN)[0], 404)
+        self.assertEqual(E.kv("POST", "/keys/%s/create" % name, {"kty": "RSA"}, token=TOKEN)[0], 200)
+
+
+class TestKeyDatesAndTokenLifetimes(unittest.TestCase):
+    def test_exp_nbf_per_version_and_relative(self):
+        name = uniq("ver")
+        t = int(time.time())
+        b1 = E.admin("create-key", "--name", name, "--exp", "+3600", "--nbf", "-10")
+        self.assertLessEqual(abs(b1["attributes"]["exp"] - (t + 3600)), 5)
+        self.assertLessEqual(abs(b1["attributes"]["nbf"] - (t - 10)), 5)
+        v1 = b1["key"]["kid"].rsplit("/", 1)[1]
+        v2 = E.admin("rotate-key", "--name", name)["key"]["kid"].rsplit("/", 1)[1]
+        dek = os.urandom(32)
+        w1 = wrap(name, dek, version=v1)[2]["value"]
+        b = E.admin("set-key", "--name", name, "--version", v1, "--exp", "-1")
+        self.assertEqual(b["key"]["kid"].rsplit("/", 1)[1], v1)
+        self.assertLess(b["attributes"]["exp"], time.time())
+        st, _, js = wrap(name, dek, version=v1)
+        self.assertEqual((st, js["error"]["innererror"]["code"]), (403, "KeyExpired"))
+        st, _, js = unwrap(name, w1, version=v1)
+        self.assertEqual((st, unb64u(js["value"])), (200, dek))
+        self.assertEqual(wrap(name, dek)[2]["kid"].rsplit("/", 1)[1], v2)     # the latest is not expired
+        E.admin("set-key", "--name", name, "--version", v2, "--nbf", "+600")
+        self.assertEqual(wrap(name, dek)[2]["error"]["innererror"]["code"], "KeyNotYetValid")
+        self.assertEqual(E.admin_rc("set-key", "--name", name, "--exp", "soon")[0], 1)
+
+    def test_token_lifetime_per_flow_and_identity(self):
+        mi = str(uuid.uuid4())
+        E.admin("add-identity", "--tenant", TENANT, "--client-id", mi, "--managed")
+        E.admin("grant", "--client-id", mi, "--permissions", "get")
+        cid, secret = new_app()
+        imds = "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net&client_id="
+        header = E.admin("identity-header")["header"]
+        msi = "/msi/token?api-version=2019-08-01&resource=https://vault.azure.net&client_id="
+        try:
+            E.admin("set-token-lifetime", "--flow", "imds", "--seconds", "2")
+            E.admin("set-token-lifetime", "--flow", "msi", "--seconds", "5")
+            E.admin("set-token-lifetime", "--client-id", cid, "--seconds", "7")
+            st, _, js = E.request("GET", imds + mi, headers={"Metadata": "true"})
+            self.assertEqual((st, js["expires_in"]), (200, "2"))
+            c = jwt_claims(js["access_token"])
+            self.assertEqual(c["exp"] - c["iat"], 2)
+            tok = js["access_token"]
+            st, _, js = E.request("GET", msi + mi, headers={"X-IDENTITY-HEADER": header})
+            self.assertEqual(int(js["expires_on"]) - jwt_claims(js["access_token"])["iat"], 5)
+            self.assertEqual(E.token_resp(cid, secret)[2]["expires_in"], 7)
+            self.assertEqual(E.token_resp(APP, SECRET)[2]["expires_in"], 3600)
+            self.assertEqual(E.admin("status")["token_lifetimes"], {"imds": 2, "msi": 5})
+            self.assertEqual(E.kv("GET", "/keys/kek", token=tok)[0], 200)
+            while time.time() < c["exp"] + 0.05:
+                time.sleep(0.05)
+            st, _, js = E.kv("GET", "/keys/kek", token=tok)
+            self.assertEqual(st, 401)
+            self.assertIn("TokenExpired", js["error"]["message"])
+            self.assertEqual(E.cli("set-token-lifetime", "--seconds", "5", "--flow", "nope")[0], 2)
+            self.assertEqual(E.admin_rc("set-token-lifetime", "--seconds", "5", "--client-id", "nobody")[0], 1)
+            self.assertEqual(E.admin_rc("set-token-lifetime", "--seconds", "0")[0], 1)
+        finally:
+            out = E.admin("set-token-lifetime", "--seconds", "3600")
+            E.admin("remove-identity", "--client-id", mi)     # TestManagedIdentity relies on its first one
+        self.assertEqual((out["token_lifetimes"], out["identities"]), ({}, {}))
+        self.assertEqual(E.token_resp(cid, secret)[2]["expires_in"], 3600)
+
+
+# ==========================================================================
 class TestPermissions(unittest.TestCase):
     def test_access_policy_grant_and_revoke_at_run_time(self):
         cid, secret = new_app("get,wrapKey,unwrapKey")

@@ -161,9 +161,10 @@ def recovery_level_of(soft_delete, purge_protection, days, protected_subscriptio
 
 
 def default_recoverable_days(level):
+    """recoverableDays that goes with a level when none is given."""
     if "Recoverable" not in level:
         return 0
-    return SOFT_DELETE_DAYS if not level.startswith("Customized") else MIN_RETENTION_DAYS
+    return MIN_RETENTION_DAYS if level.startswith("Customized") else SOFT_DELETE_DAYS
 
 
 def parse_time_arg(v, name):
@@ -468,7 +469,7 @@ class Emulator:
             "token_lifetime": 3600,
             "token_lifetimes": {},
             "soft_delete": True,
-            "purge_protection": False,
+            "purge_protection": True,
             "retention_days": SOFT_DELETE_DAYS,
             "protected_subscription": False,
             "identities": {},
@@ -562,6 +563,10 @@ class Emulator:
         with self.lock:
             for f in self.faults:
                 if f["op"] == "any" or f["op"] == op:
+                    if f.get("after", 0) > 0:
+                        # --after K: the first K matching requests pass untouched.
+                        f["after"] -= 1
+                        return None
                     f["count"] -= 1
                     if f["count"] <= 0:
                         self.faults.remove(f)
@@ -1137,7 +1142,7 @@ class Emulator:
 
     def vault_recovery(self):
         st = self.state
-        return recovery_level_of(st.get("soft_delete", True), st.get("purge_protection", False),
+        return recovery_level_of(st.get("soft_delete", True), st.get("purge_protection", True),
                                  st.get("retention_days", SOFT_DELETE_DAYS), st.get("protected_subscription", False))
 
     def key_recovery(self, name):
@@ -1569,7 +1574,7 @@ class Emulator:
                     "auth_mode": self.state.get("auth_mode"), "token_lifetime": self.state["token_lifetime"],
                     "token_lifetimes": dict(self.state.get("token_lifetimes", {})),
                     "soft_delete": self.state.get("soft_delete", True),
-                    "purge_protection": self.state.get("purge_protection", False),
+                    "purge_protection": self.state.get("purge_protection", True),
                     "retention_days": self.state.get("retention_days", SOFT_DELETE_DAYS),
                     "protected_subscription": self.state.get("protected_subscription", False),
                     "recovery_level": self.vault_recovery()[0], "recoverable_days": self.vault_recovery()[1],
@@ -1693,7 +1698,7 @@ class Emulator:
 
     def admin_set_vault(self, req, body):
         with self.lock:
-            new = {f: self.state.get(f, d) for f, d in (("soft_delete", True), ("purge_protection", False),
+            new = {f: self.state.get(f, d) for f, d in (("soft_delete", True), ("purge_protection", True),
                                                        ("retention_days", SOFT_DELETE_DAYS),
                                                        ("protected_subscription", False))}
             for f in ("soft_delete", "purge_protection", "protected_subscription"):
@@ -1789,8 +1794,6 @@ class Emulator:
             raise ValueError("recovery level %r: letters and '+' only (known: %s)"
                              % (level, ", ".join(RECOVERY_LEVELS)))
         if days is None:
-            if level not in RECOVERY_LEVELS:
-                raise ValueError("an unknown recovery level needs --recoverable-days")
             days = default_recoverable_days(level)
         days = int(days)
         if not 0 <= days <= 3650:
@@ -1891,7 +1894,8 @@ class Emulator:
         op = body.get("op")
         if op not in FAULT_OPS:
             raise ValueError("op must be one of %s" % ", ".join(sorted(FAULT_OPS)))
-        f = {"op": op, "count": int(body.get("count") or 1), "status": body.get("status"),
+        f = {"op": op, "count": int(body.get("count") or 1), "after": int(body.get("after") or 0),
+             "status": body.get("status"),
              "retry_after": body.get("retry_after"), "latency_ms": int(body.get("latency_ms") or 0),
              "drop": bool(body.get("drop")), "malformed": bool(body.get("malformed"))}
         if f["status"] is not None:
@@ -1902,6 +1906,8 @@ class Emulator:
             f["retry_after"] = int(f["retry_after"])
         if not 1 <= f["count"] <= MAX_FAULT_COUNT:
             raise ValueError("count must be within 1..%d" % MAX_FAULT_COUNT)
+        if not 0 <= f["after"] <= MAX_FAULT_COUNT:
+            raise ValueError("after must be within 0..%d" % MAX_FAULT_COUNT)
         if not 0 <= f["latency_ms"] <= MAX_LATENCY_MS:
             raise ValueError("latency_ms must be within 0..%d" % MAX_LATENCY_MS)
         if not (f["status"] or f["drop"] or f["malformed"] or f["latency_ms"]):
@@ -2202,8 +2208,9 @@ def build_parser():
     c.add_argument("--rbac", action="store_true")
     c.add_argument("--access-policy", action="store_true")
     c.add_argument("--soft-delete", type=_bool, help="on|off (default on)")
-    c.add_argument("--purge-protection", type=_bool, help="on|off (default off; needs soft delete)")
-    c.add_argument("--retention-days", type=int, help="soft-delete retention, 7..90 (default 90)")
+    c.add_argument("--purge-protection", type=_bool, help="on|off (default on; needs soft delete)")
+    c.add_argument("--retention-days", "--soft-delete-days", type=int,
+                   help="soft-delete retention, 7..90 (default 90)")
     c.add_argument("--protected-subscription", type=_bool,
                    help="on|off: the +ProtectedSubscription levels (needs purge protection)")
     c = asub.add_parser("set-token-lifetime")
@@ -2246,6 +2253,7 @@ def build_parser():
     c.add_argument("--op")
     c.add_argument("--status", type=int)
     c.add_argument("--count", type=int, default=1)
+    c.add_argument("--after", type=int, default=0, help="let the first K matching requests through first")
     c.add_argument("--retry-after", type=int)
     c.add_argument("--latency-ms", type=int, default=0)
     c.add_argument("--drop", action="store_true")
@@ -2301,7 +2309,7 @@ def admin_payload(a):
                 out[f] = v      # UNIX time, +N/-N or none: resolved by the server's clock
         return out
     if cmd == "fault":
-        return {"clear": a.clear, "op": a.op, "status": a.status, "count": a.count,
+        return {"clear": a.clear, "op": a.op, "status": a.status, "count": a.count, "after": a.after,
                 "retry_after": a.retry_after, "latency_ms": a.latency_ms, "drop": a.drop,
                 "malformed": a.malformed}
     if cmd == "audit":

@@ -642,7 +642,7 @@ class TestKeys(unittest.TestCase):
         self.assertEqual(b["key"]["e"], "AQAB")
         self.assertNotIn("d", b["key"])
         a = b["attributes"]
-        self.assertEqual((a["enabled"], a["recoveryLevel"], a["recoverableDays"]), (True, "Recoverable+Purgeable", 90))
+        self.assertEqual((a["enabled"], a["recoveryLevel"], a["recoverableDays"]), (True, "Recoverable", 90))
         self.assertIsInstance(a["created"], int)
         self.assertEqual(b["tags"], {"purpose": "test"})
         version = kid.rsplit("/", 1)[1]
@@ -808,6 +808,8 @@ class TestKeys(unittest.TestCase):
                                    headers={"Content-Type": "application/json"})[0], 400)
 
     def test_delete_recover_purge(self):
+        E.admin("set-vault", "--purge-protection", "off")
+        self.addCleanup(E.admin, "set-vault", "--purge-protection", "on")
         name = uniq("del")
         self.create(name)
         dek = os.urandom(32)
@@ -835,6 +837,8 @@ class TestKeys(unittest.TestCase):
         self.assertEqual(E.kv("POST", "/keys/%s/create" % name, {"kty": "RSA"}, token=TOKEN)[0], 200)
 
     def test_admin_import_recover_purge(self):
+        E.admin("set-vault", "--purge-protection", "off")
+        self.addCleanup(E.admin, "set-vault", "--purge-protection", "on")
         name = uniq("aimp")
         priv = rsa.generate_private_key(65537, 2048)
         path = os.path.join(_TMP, name + ".pem")
@@ -875,7 +879,7 @@ class TestRecoveryLevel(unittest.TestCase):
     protection settings (or a key's own), and what delete and purge then do."""
 
     def tearDown(self):
-        E.admin("set-vault", "--soft-delete", "on", "--purge-protection", "off", "--retention-days", "90",
+        E.admin("set-vault", "--soft-delete", "on", "--purge-protection", "on", "--retention-days", "90",
                 "--protected-subscription", "off")
 
     @staticmethod
@@ -887,13 +891,14 @@ class TestRecoveryLevel(unittest.TestCase):
     def test_vault_settings_give_each_level(self):
         name = uniq("rl")
         E.admin("create-key", "--name", name)
-        self.assertEqual(self.attrs(name), ("Recoverable+Purgeable", 90))
+        self.assertEqual(self.attrs(name), ("Recoverable", 90))       # the emulator's default vault
         cases = [
+            (["--purge-protection", "false"], ("Recoverable+Purgeable", 90)),
             (["--soft-delete", "off"], ("Purgeable", 0)),
             (["--soft-delete", "on"], ("Recoverable+Purgeable", 90)),
             (["--purge-protection", "on"], ("Recoverable", 90)),
             (["--protected-subscription", "on"], ("Recoverable+ProtectedSubscription", 90)),
-            (["--retention-days", "30"], ("CustomizedRecoverable+ProtectedSubscription", 30)),
+            (["--soft-delete-days", "30"], ("CustomizedRecoverable+ProtectedSubscription", 30)),
             (["--protected-subscription", "off"], ("CustomizedRecoverable", 30)),
             (["--purge-protection", "off"], ("CustomizedRecoverable+Purgeable", 30)),
         ]
@@ -912,7 +917,7 @@ class TestRecoveryLevel(unittest.TestCase):
         self.assertEqual(E.admin("status")["recovery_level"], "CustomizedRecoverable+Purgeable")
 
     def test_purge_protection_refuses_purge(self):
-        E.admin("set-vault", "--purge-protection", "on", "--retention-days", "7")
+        E.admin("set-vault", "--retention-days", "7")
         name = uniq("pp")
         E.admin("create-key", "--name", name)
         st, _, d = E.kv("DELETE", "/keys/" + name, token=TOKEN)
@@ -933,7 +938,7 @@ class TestRecoveryLevel(unittest.TestCase):
         self.assertEqual(results, ["Forbidden", "Forbidden", "Success"])
 
     def test_without_soft_delete_delete_is_final(self):
-        E.admin("set-vault", "--soft-delete", "off")
+        E.admin("set-vault", "--soft-delete", "off", "--purge-protection", "off")
         name = uniq("nosd")
         kid = E.admin("create-key", "--name", name)["key"]["kid"]
         st, _, d = E.kv("DELETE", "/keys/" + name, token=TOKEN)
@@ -954,22 +959,24 @@ class TestRecoveryLevel(unittest.TestCase):
         self.assertEqual((b["attributes"]["recoveryLevel"], b["attributes"]["recoverableDays"]), ("Recoverable", 90))
         E.admin("rotate-key", "--name", name)
         self.assertEqual(self.attrs(name), ("Recoverable", 90))        # every version of the key
-        self.assertEqual(self.attrs(other), ("Recoverable+Purgeable", 90))
+        self.assertEqual(self.attrs(other), ("Recoverable", 90))
         E.admin("set-key", "--name", name, "--recovery-level", "CustomizedRecoverable", "--recoverable-days", "14")
         self.assertEqual(self.attrs(name), ("CustomizedRecoverable", 14))
         # A value the client may not know (the enum is extensible) with explicit days.
         E.admin("set-key", "--name", name, "--recovery-level", "Recoverable+Whatever", "--recoverable-days", "9")
         self.assertEqual(self.attrs(name), ("Recoverable+Whatever", 9))
-        for args in (["--recovery-level", "Recoverable+Whatever"], ["--recovery-level", "bad level"],
-                     ["--recoverable-days", "9"]):
+        E.admin("set-key", "--name", name, "--recovery-level", "Recoverable+Whatever")
+        self.assertEqual(self.attrs(name), ("Recoverable+Whatever", 90))
+        for args in (["--recovery-level", "bad level"], ["--recoverable-days", "9"],
+                     ["--recovery-level", "Purgeable", "--recoverable-days", "-1"]):
             self.assertEqual(E.admin_rc("set-key", "--name", name, *args)[0], 1, args)
         E.admin("set-key", "--name", name, "--recovery-level", "vault")
-        self.assertEqual(self.attrs(name), ("Recoverable+Purgeable", 90))
+        self.assertEqual(self.attrs(name), ("Recoverable", 90))
         E.admin("set-key", "--name", name, "--recovery-level", "Purgeable")
         self.assertEqual(self.attrs(name), ("Purgeable", 0))
         E.admin("delete-key", "--name", name)
         self.assertEqual(E.kv("GET", "/deletedkeys/" + name, token=TOKEN)[0], 404)
-        self.assertEqual(self.attrs(other), ("Recoverable+Purgeable", 90))
+        self.assertEqual(self.attrs(other), ("Recoverable", 90))
 
     def test_deleted_key_is_purged_at_its_scheduled_date(self):
         name = uniq("sched")
@@ -1202,6 +1209,15 @@ class TestFaults(unittest.TestCase):
         self.assertEqual(E.kv("GET", "/keys/kek", token=TOKEN)[0], 500)
         self.assertEqual(E.token_resp(APP, SECRET)[0], 500)
         self.assertEqual(E.kv("GET", "/keys/kek", token=TOKEN)[0], 200)
+
+    def test_after_lets_the_first_requests_through(self):
+        out = E.admin("fault", "--op", "unwrapkey", "--after", "2", "--status", "503", "--count", "2")
+        self.assertEqual((out["queued"]["after"], out["queued"]["count"]), (2, 2))
+        w = wrap("kek", b"k" * 32)[2]["value"]
+        self.assertEqual(E.kv("POST", "/keys/kek/unwrapkey", {"alg": "RSA-OAEP-256", "value": w})[0], 401)  # probe
+        self.assertEqual([unwrap("kek", w)[0] for _ in range(5)], [200, 200, 503, 503, 200])
+        self.assertEqual(wrap("kek", b"k")[0], 200)               # other operations never counted
+        self.assertEqual(E.admin_rc("fault", "--op", "get", "--status", "503", "--after", "-1")[0], 1)
 
     def test_clear_validation_and_audit(self):
         since = datetime.datetime.now(datetime.timezone.utc).isoformat()

@@ -326,6 +326,7 @@ CMK_EXPORT int cmk_xts_decrypt(cmk_xts* xts, const uint8_t* in, uint8_t* out, si
     return xts->cipher.decrypt(in, out, len, tweak) ? 0 : -1;
 }
 
+static_assert(CMK_KEY_URL_MAX == cmk::kMaxKeyUrlBytes, "one key URL limit");
 static_assert(CMK_WAL_PAGE_MAGIC == cmk::kWalPageMagic, "one WAL page magic");
 static_assert(CMK_WAL_GENERATION_MASK == cmk::kWalGenerationMask, "one WAL generation mask");
 

@@ -19,6 +19,10 @@ extern "C" {
 #define CMK_DEK_BYTES 32
 #define CMK_MAX_GENERATIONS 255
 #define CMK_XTS_TWEAK_BYTES 16
+/* A key URL is at most this long (cmk::kMaxKeyUrlBytes); a key id is a key
+ * URL's base with a version, and fits CMK_KEK_ID_MAX bytes with its NUL. */
+#define CMK_KEY_URL_MAX 2048
+#define CMK_KEK_ID_MAX (CMK_KEY_URL_MAX + 1 + 128)
 
 typedef enum cmk_error_kind
 {
@@ -66,7 +70,7 @@ typedef struct cmk_key_state
 	uint32_t	current_generation;
 	uint32_t	n_slots;
 	char		provider[32];
-	char		kek_base[512];
+	char		kek_base[CMK_KEY_URL_MAX + 1];
 	char		kek_version[128];
 	char		wrap_algorithm[32];
 	int64_t		created_at;		/* of the current generation */

@@ -21,7 +21,7 @@ cmk_client_auth(Port *port, int status)
 	if (status == STATUS_OK && cmk_status_shared != NULL &&
 		cmk_status_shared->access_state == CMK_ACCESS_INACCESSIBLE)
 	{
-		char		kek[700];
+		char		kek[CMK_KEK_ID_MAX];
 		char		reason[sizeof(cmk_status_shared->reason)];
 
 		cmk_kek_id(kek, sizeof(kek));

@@ -84,7 +84,7 @@ cmk_key_memory_init(void)
 	for (line = strtok(messages.warnings, "\n"); line; line = strtok(NULL, "\n"))
 		ereport(WARNING, (errmsg("cmk: %s", line)));
 	{
-		char		kek[700];
+		char		kek[CMK_KEK_ID_MAX];
 
 		cmk_kek_id(kek, sizeof(kek));
 		cmk_event(cmk_keys->keyring_created ? "keyring_created" : "keyring_opened", kek, "ok",

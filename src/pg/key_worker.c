@@ -143,7 +143,7 @@ check_once(void)
 	cmk_messages messages;
 	cmk_kek_check check;
 	cmk_error	err;
-	char		kek[700];
+	char		kek[CMK_KEK_ID_MAX];
 	bool		want_newest;
 	char	   *line;
 

@@ -100,7 +100,7 @@ cmk_add_generation(void)
 	cmk_error	err;
 	uint8	   *bytes;
 	size_t		len;
-	char		id[700];
+	char		id[CMK_KEK_ID_MAX];
 	uint32		generation;
 
 	require_primary();
@@ -158,8 +158,8 @@ cmk_replace_keyring(const char *new_key_url)
 	cmk_error	err;
 	uint8	   *bytes;
 	size_t		len;
-	char		old_id[700];
-	char		new_id[700];
+	char		old_id[CMK_KEK_ID_MAX];
+	char		new_id[CMK_KEK_ID_MAX];
 	int			rc;
 
 	require_primary();
@@ -194,7 +194,7 @@ cmk_rmgr_redo(XLogReaderState *record)
 		elog(PANIC, "cmk: unknown WAL record type %u", info);
 	install((const uint8 *) XLogRecGetData(record), XLogRecGetDataLen(record), PANIC);
 	{
-		char		id[700];
+		char		id[CMK_KEK_ID_MAX];
 
 		cmk_kek_id(id, sizeof(id));
 		cmk_event("keyring_replayed", id, "ok", "keyring change replayed from WAL");

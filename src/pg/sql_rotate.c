@@ -27,7 +27,7 @@ cmk_rotate_key(PG_FUNCTION_ARGS)
 	AlterSystemStmt *stmt;
 	VariableSetStmt *set;
 	A_Const    *value;
-	char		id[700];
+	char		id[CMK_KEK_ID_MAX];
 
 	if (cmk_core_check_key_url(url, &err) != 0)
 		ereport(ERROR,

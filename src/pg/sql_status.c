@@ -20,7 +20,7 @@ cmk_status(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	Datum		values[14];
 	bool		nulls[14] = {0};
-	char		kek[700];
+	char		kek[CMK_KEK_ID_MAX];
 	cmk_shared_status st;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)

@@ -9,6 +9,7 @@
 #include "verify.h"
 #include "verify_control.h"
 #include "data_page.h"
+#include "temp_unit.h"
 #include "wal_page.h"
 #include "xts_cipher.h"
 
@@ -304,9 +305,7 @@ CMK_EXPORT cmk_xts* cmk_xts_create(const uint8_t* dek, cmk_key_purpose purpose, 
     cmk_xts* out = nullptr;
     guarded(err, [&] {
         cmk::DerivedKeys keys = cmk::derive_keys(dek, CMK_DEK_BYTES);
-        const cmk::SecureBytes& key = purpose == CMK_PURPOSE_WAL          ? keys.wal
-                                      : purpose == CMK_PURPOSE_TEMP_FILES ? keys.temp_files
-                                                                          : keys.data_pages;
+        const cmk::SecureBytes& key = purpose == CMK_PURPOSE_WAL ? keys.wal : keys.data_pages;
         out = new cmk_xts(key.data());
     });
     return out;
@@ -324,6 +323,34 @@ CMK_EXPORT int cmk_xts_encrypt(cmk_xts* xts, const uint8_t* in, uint8_t* out, si
 
 CMK_EXPORT int cmk_xts_decrypt(cmk_xts* xts, const uint8_t* in, uint8_t* out, size_t len, const uint8_t* tweak) {
     return xts->cipher.decrypt(in, out, len, tweak) ? 0 : -1;
+}
+
+struct cmk_temp_cipher {
+    cmk_temp_cipher(const uint8_t* xts_key, const uint8_t* tail_key) : cipher(xts_key, tail_key) {}
+    cmk::TempUnitCipher cipher;
+};
+
+CMK_EXPORT cmk_temp_cipher* cmk_temp_cipher_create(const uint8_t* dek, cmk_error* err) {
+    cmk_temp_cipher* out = nullptr;
+    guarded(err, [&] {
+        cmk::DerivedKeys keys = cmk::derive_keys(dek, CMK_DEK_BYTES);
+        out = new cmk_temp_cipher(keys.temp_files.data(), keys.temp_tails.data());
+    });
+    return out;
+}
+
+CMK_EXPORT void cmk_temp_cipher_free(cmk_temp_cipher* cipher) { delete cipher; }
+
+CMK_EXPORT uint64_t cmk_temp_path_hash(const char* path) { return cmk::temp_file_path_hash(path, std::strlen(path)); }
+
+CMK_EXPORT int cmk_temp_unit_encrypt(cmk_temp_cipher* c, uint64_t path_hash, uint64_t unit, const uint8_t* in,
+                                     uint8_t* out, size_t len) {
+    return c->cipher.encrypt(path_hash, unit, in, out, len) ? 0 : -1;
+}
+
+CMK_EXPORT int cmk_temp_unit_decrypt(cmk_temp_cipher* c, uint64_t path_hash, uint64_t unit, const uint8_t* in,
+                                     uint8_t* out, size_t len) {
+    return c->cipher.decrypt(path_hash, unit, in, out, len) ? 0 : -1;
 }
 
 static_assert(CMK_KEY_URL_MAX == cmk::kMaxKeyUrlBytes, "one key URL limit");

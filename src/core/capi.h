@@ -148,8 +148,7 @@ void		cmk_core_wipe(void *p, size_t len);
 typedef enum cmk_key_purpose
 {
 	CMK_PURPOSE_DATA_PAGES = 0,
-	CMK_PURPOSE_WAL = 1,
-	CMK_PURPOSE_TEMP_FILES = 2
+	CMK_PURPOSE_WAL = 1
 } cmk_key_purpose;
 
 typedef struct cmk_xts cmk_xts;
@@ -163,6 +162,20 @@ int			cmk_xts_encrypt(cmk_xts *xts, const uint8_t *in, uint8_t *out, size_t len,
 							const uint8_t *tweak);
 int			cmk_xts_decrypt(cmk_xts *xts, const uint8_t *in, uint8_t *out, size_t len,
 							const uint8_t *tweak);
+
+/* Temporary-class files (src/core/temp_unit.h): 8 kB units, each encrypted
+ * on its own (XTS, FF1 below 16 bytes) with the path's hash and the unit
+ * number as the tweak. The path is relative to the data directory, as
+ * PostgreSQL opens it. len <= 8192; in == out allowed. Return 0 on success. */
+typedef struct cmk_temp_cipher cmk_temp_cipher;
+
+cmk_temp_cipher *cmk_temp_cipher_create(const uint8_t *dek, cmk_error *err);
+void		cmk_temp_cipher_free(cmk_temp_cipher *cipher);
+uint64_t	cmk_temp_path_hash(const char *path);
+int			cmk_temp_unit_encrypt(cmk_temp_cipher *cipher, uint64_t path_hash, uint64_t unit,
+								  const uint8_t *in, uint8_t *out, size_t len);
+int			cmk_temp_unit_decrypt(cmk_temp_cipher *cipher, uint64_t path_hash, uint64_t unit,
+								  const uint8_t *in, uint8_t *out, size_t len);
 
 /* WAL pages (src/core/wal_page.h): the key generation a page carries (0 =
  * plaintext or not a WAL page); encrypt into out (may equal in), returns 1 if

@@ -28,6 +28,7 @@ DerivedKeys derive_keys(const uint8_t* dek, size_t dek_len) {
     keys.data_pages = derive(dek, dek_len, "cmk data pages aes-256-xts", 64);
     keys.wal = derive(dek, dek_len, "cmk wal aes-256-xts", 64);
     keys.temp_files = derive(dek, dek_len, "cmk temp files aes-256-xts", 64);
+    keys.temp_tails = derive(dek, dek_len, "cmk temp file tails ff1 aes-256", 32);
     keys.keyring_mac = derive(dek, dek_len, "cmk keyring hmac-sha256", kMacKeyBytes);
     SecureBytes kcv = derive(dek, dek_len, "cmk key check value", kKcvBytes);
     std::memcpy(keys.check_value.data(), kcv.data(), kKcvBytes);

@@ -18,6 +18,7 @@ struct DerivedKeys {
     SecureBytes data_pages;   // 64 bytes, AES-256-XTS for relation pages
     SecureBytes wal;          // 64 bytes, AES-256-XTS for WAL pages
     SecureBytes temp_files;   // 64 bytes, AES-256-XTS for temp, spill and 2PC files
+    SecureBytes temp_tails;   // 32 bytes, AES-256 of FF1 for their units shorter than 16 bytes
     SecureBytes keyring_mac;  // 32 bytes, HMAC-SHA256 key of the keyring
     std::array<uint8_t, kKcvBytes> check_value;  // proves an unwrap gave the right DEK
 };

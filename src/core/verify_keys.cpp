@@ -2,7 +2,7 @@
 
 #include "data_page.h"
 #include "key_derivation.h"
-#include "verify_temp_unit.h"
+#include "temp_unit.h"
 #include "wal_page.h"
 
 #include <algorithm>
@@ -27,7 +27,7 @@ VerifyKeys::VerifyKeys(const OpenedKeys& keys) {
         Ciphers& c = by_generation_[g.generation];
         c.data_pages = std::make_unique<XtsCipher>(d.data_pages.data());
         c.wal = std::make_unique<XtsCipher>(d.wal.data());
-        c.temp_files = std::make_unique<XtsCipher>(d.temp_files.data());
+        c.temp_files = std::make_unique<TempUnitCipher>(d.temp_files.data(), d.temp_tails.data());
         if (g.generation != keys.keyring.current_generation) order_.push_back(g.generation);
     }
     if (by_generation_.count(keys.keyring.current_generation)) order_.insert(order_.begin(), keys.keyring.current_generation);
@@ -43,7 +43,7 @@ XtsCipher* VerifyKeys::wal(uint32_t generation) const {
     return it == by_generation_.end() ? nullptr : it->second.wal.get();
 }
 
-XtsCipher* VerifyKeys::temp_files(uint32_t generation) const {
+TempUnitCipher* VerifyKeys::temp_files(uint32_t generation) const {
     auto it = by_generation_.find(generation);
     return it == by_generation_.end() ? nullptr : it->second.temp_files.get();
 }
@@ -85,7 +85,7 @@ uint32_t temp_file_generation_with_magic(const VerifyKeys& keys, const std::stri
     std::vector<uint8_t> buf(len);
     for (uint32_t generation : keys.generations()) {
         std::memcpy(buf.data(), unit0, len);
-        if (!temp_unit_decrypt(*keys.temp_files(generation), hash, 0, buf.data(), len)) continue;
+        if (!keys.temp_files(generation)->decrypt(hash, 0, buf.data(), buf.data(), len)) continue;
         uint8_t le[4] = {static_cast<uint8_t>(magic), static_cast<uint8_t>(magic >> 8), static_cast<uint8_t>(magic >> 16),
                          static_cast<uint8_t>(magic >> 24)};
         if (std::memcmp(buf.data(), le, 4) == 0) return generation;

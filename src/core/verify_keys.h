@@ -12,6 +12,7 @@
 #include "core_guard.h"
 
 #include "key_store.h"
+#include "temp_unit.h"
 #include "xts_cipher.h"
 
 #include <map>
@@ -30,13 +31,14 @@ public:
     explicit VerifyKeys(const OpenedKeys& keys);
     XtsCipher* data_pages(uint32_t generation) const;  // nullptr: not in the keyring
     XtsCipher* wal(uint32_t generation) const;
-    XtsCipher* temp_files(uint32_t generation) const;
+    TempUnitCipher* temp_files(uint32_t generation) const;
     // Current generation first, then the others.
     const std::vector<uint32_t>& generations() const { return order_; }
 
 private:
     struct Ciphers {
-        std::unique_ptr<XtsCipher> data_pages, wal, temp_files;
+        std::unique_ptr<XtsCipher> data_pages, wal;
+        std::unique_ptr<TempUnitCipher> temp_files;
     };
     std::map<uint32_t, Ciphers> by_generation_;
     std::vector<uint32_t> order_;

@@ -34,6 +34,7 @@ extern void cmk_provider_settings_from_gucs(cmk_provider_settings *settings);
 extern cmk_key_state *cmk_keys;
 extern void cmk_key_memory_init(void);
 extern cmk_xts *cmk_cipher_for(uint32 generation, cmk_key_purpose purpose);
+extern cmk_temp_cipher *cmk_temp_cipher_for(uint32 generation);
 extern uint32 cmk_current_generation(void);
 
 /* page_cipher.c: relation pages */

@@ -20,7 +20,8 @@
 
 cmk_key_state *cmk_keys = NULL;
 static size_t cmk_keys_size = 0;
-static cmk_xts *ciphers[3][CMK_MAX_GENERATIONS + 1];
+static cmk_xts *ciphers[2][CMK_MAX_GENERATIONS + 1];
+static cmk_temp_cipher *temp_ciphers[CMK_MAX_GENERATIONS + 1];
 
 static void
 wipe_keys(int code, Datum arg)
@@ -97,7 +98,7 @@ cmk_key_memory_init(void)
 	/* Set up the current generation's ciphers here, to be inherited. */
 	data_cipher = cmk_cipher_for(cmk_keys->current_generation, CMK_PURPOSE_DATA_PAGES);
 	(void) cmk_cipher_for(cmk_keys->current_generation, CMK_PURPOSE_WAL);
-	(void) cmk_cipher_for(cmk_keys->current_generation, CMK_PURPOSE_TEMP_FILES);
+	(void) cmk_temp_cipher_for(cmk_keys->temp_generation);
 	ereport(LOG, (errmsg("cmk: AES-256-XTS by %s", cmk_xts_backend(data_cipher))));
 }
 
@@ -105,6 +106,22 @@ uint32
 cmk_current_generation(void)
 {
 	return cmk_keys->current_generation;
+}
+
+/* The DEK of a generation; ERROR if the keyring does not have it. */
+static const uint8 *
+dek_of(uint32 generation)
+{
+	for (uint32 i = 0; i < cmk_keys->n_slots; i++)
+	{
+		if (cmk_keys->slots[i].generation == generation && generation != 0)
+			return cmk_keys->slots[i].dek;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("cmk: key generation %u is not in the keyring", generation),
+			 errhint("The data was encrypted with a key generation that this keyring does not hold; restore the keyring that belongs to this data directory.")));
+	return NULL;				/* keep compiler quiet */
 }
 
 /*
@@ -120,20 +137,28 @@ cmk_cipher_for(uint32 generation, cmk_key_purpose purpose)
 	if (likely(generation <= CMK_MAX_GENERATIONS && ciphers[purpose][generation] != NULL))
 		return ciphers[purpose][generation];
 
-	for (uint32 i = 0; i < cmk_keys->n_slots; i++)
-	{
-		if (cmk_keys->slots[i].generation != generation || generation == 0)
-			continue;
-		xts = cmk_xts_create(cmk_keys->slots[i].dek, purpose, &err);
-		if (xts == NULL)
-			ereport(ERROR, (errmsg("cmk: could not set up the cipher of key generation %u: %s",
-								   generation, err.message)));
-		ciphers[purpose][generation] = xts;
-		return xts;
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_DATA_CORRUPTED),
-			 errmsg("cmk: key generation %u is not in the keyring", generation),
-			 errhint("The data was encrypted with a key generation that this keyring does not hold; restore the keyring that belongs to this data directory.")));
-	return NULL;				/* keep compiler quiet */
+	xts = cmk_xts_create(dek_of(generation), purpose, &err);
+	if (xts == NULL)
+		ereport(ERROR, (errmsg("cmk: could not set up the cipher of key generation %u: %s",
+							   generation, err.message)));
+	ciphers[purpose][generation] = xts;
+	return xts;
+}
+
+/* The same for temporary-class files (temp_cipher.c). */
+cmk_temp_cipher *
+cmk_temp_cipher_for(uint32 generation)
+{
+	cmk_error	err;
+	cmk_temp_cipher *cipher;
+
+	if (likely(generation <= CMK_MAX_GENERATIONS && temp_ciphers[generation] != NULL))
+		return temp_ciphers[generation];
+
+	cipher = cmk_temp_cipher_create(dek_of(generation), &err);
+	if (cipher == NULL)
+		ereport(ERROR, (errmsg("cmk: could not set up the temporary-file cipher of key generation %u: %s",
+							   generation, err.message)));
+	temp_ciphers[generation] = cipher;
+	return cipher;
 }

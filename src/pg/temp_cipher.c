@@ -1,21 +1,21 @@
 /*
  * Temporary files that hold user data (DESIGN.md "Other files that hold
  * user data"): sorts, hashes and tuplestores in pgsql_tmp, logical decoding
- * spill files in pg_replslot, two-phase state files in pg_twophase.
+ * spill files in pg_replslot, two-phase state files in pg_twophase,
+ * pg_stat_statements' texts and dump.
  *
  * They are written and read at any offset and length, and their size must
  * stay exactly what PostgreSQL wrote (BufFile and the two-phase reader use
  * the file size). So the file is cut into 8 kB units at unit-aligned
- * offsets; the bytes of a unit that exist in the file (the whole unit, or a
- * shorter last unit) form one AES-256-XTS data unit with the temp-file
- * sub-key and the tweak (hash of the file's path, unit number): the path,
- * because processes sharing a file (parallel hash join) open it by the same
- * path; a ".tmp" suffix is left out of the hash, because two-phase files are
- * written under that name and renamed. XTS handles lengths that are not a multiple of 16 by ciphertext
- * stealing; a unit shorter than 16 bytes is XORed with a keystream block
- * (XTS of zeros under a distinct tweak). A write that covers part of a unit
- * reads the unit, merges, and rewrites it; it never extends the file past
- * what was asked.
+ * offsets, and the bytes of a unit that exist in the file (the whole unit,
+ * or a shorter last unit) are encrypted on their own with the tweak (hash
+ * of the file's path, unit number): XTS, or FF1 for fewer than 16 bytes
+ * (the format is src/core/temp_unit.h's). The path, because processes
+ * sharing a file (parallel hash join) open it by the same path; a ".tmp"
+ * suffix is left out of the hash, because two-phase files are written
+ * under that name and renamed. A write that covers part of a unit reads
+ * the unit, merges, and rewrites it; it never extends the file past what
+ * was asked.
  *
  * These files carry no generation mark. They use the generation that was
  * current when the server started (cmk_keys->temp_generation), fixed for the
@@ -64,60 +64,19 @@ static char unit_buf[UNIT] pg_attribute_aligned(4096);
 void
 cmk_temp_file_opened(int fd, const char *path)
 {
-	/*
-	 * FNV-1a 64 of the path as PostgreSQL names it, without a ".tmp"
-	 * suffix: two-phase files are written as <xid>.tmp and renamed.
-	 */
-	uint64		h = UINT64CONST(0xcbf29ce484222325);
-	size_t		len = strlen(path);
-
-	if (len > 4 && strcmp(path + len - 4, ".tmp") == 0)
-		len -= 4;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char) path[i]) * UINT64CONST(0x100000001b3);
-	fd_path_hash[fd] = h;
+	fd_path_hash[fd] = cmk_temp_path_hash(path);
 	fd_lock_units[fd] = strstr(path, "pgss_query_texts.stat") != NULL;
-}
-
-static inline void
-temp_tweak(int fd, uint64 unit, bool short_unit, uint8 *tweak)
-{
-	uint64		h = fd_path_hash[fd];
-
-	for (int i = 0; i < 8; i++)
-	{
-		tweak[i] = (uint8) (h >> (8 * i));
-		tweak[8 + i] = (uint8) (unit >> (8 * i));
-	}
-	if (short_unit)
-		tweak[15] |= 0x80;		/* unit numbers never reach 2^63 */
 }
 
 /* Encrypts (or decrypts) len bytes of one unit from in to out (may be the same). */
 static void
 crypt_unit_to(int fd, uint64 unit, const char *in, char *out, size_t len, bool encrypt)
 {
-	cmk_xts    *xts = cmk_cipher_for(cmk_keys->temp_generation, CMK_PURPOSE_TEMP_FILES);
-	uint8		tweak[CMK_XTS_TWEAK_BYTES];
+	cmk_temp_cipher *cipher = cmk_temp_cipher_for(cmk_keys->temp_generation);
 	int			rc;
 
-	if (len == 0)
-		return;
-	if (len < 16)
-	{
-		uint8		zeros[16] = {0};
-		uint8		stream[16];
-
-		temp_tweak(fd, unit, true, tweak);
-		if (cmk_xts_encrypt(xts, zeros, stream, sizeof(stream), tweak) != 0)
-			elog(PANIC, "cmk: could not derive a temporary file keystream");
-		for (size_t i = 0; i < len; i++)
-			out[i] = in[i] ^ (char) stream[i];
-		return;
-	}
-	temp_tweak(fd, unit, false, tweak);
-	rc = encrypt ? cmk_xts_encrypt(xts, (const uint8 *) in, (uint8 *) out, len, tweak)
-		: cmk_xts_decrypt(xts, (const uint8 *) in, (uint8 *) out, len, tweak);
+	rc = encrypt ? cmk_temp_unit_encrypt(cipher, fd_path_hash[fd], unit, (const uint8 *) in, (uint8 *) out, len)
+		: cmk_temp_unit_decrypt(cipher, fd_path_hash[fd], unit, (const uint8 *) in, (uint8 *) out, len);
 	if (rc != 0)
 		elog(PANIC, "cmk: could not %s a temporary file unit", encrypt ? "encrypt" : "decrypt");
 }

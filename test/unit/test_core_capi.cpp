@@ -1,6 +1,7 @@
 // The C interface used by the PostgreSQL glue (capi.h): results in plain
 // structs, errors in cmk_error, never an exception.
 #include "capi.h"
+#include "temp_unit.h"
 
 #include "file_key_provider.h"
 #include "key_derivation.h"
@@ -243,7 +244,7 @@ TEST(CoreCapiWipe, WipesExactlyTheGivenBytes) {
 
 namespace {
 
-const cmk_key_purpose kPurposes[] = {CMK_PURPOSE_DATA_PAGES, CMK_PURPOSE_WAL, CMK_PURPOSE_TEMP_FILES};
+const cmk_key_purpose kPurposes[] = {CMK_PURPOSE_DATA_PAGES, CMK_PURPOSE_WAL};
 
 ByteVec test_dek(uint32_t seed = 1) { return random_bytes(CMK_DEK_BYTES, seed); }
 
@@ -314,7 +315,7 @@ TEST(CoreCapiXts, EachPurposeUsesItsDerivedSubKey) {
     ByteVec dek = test_dek(4);
     cmk::DerivedKeys keys = cmk::derive_keys(dek.data(), dek.size());
     const std::pair<cmk_key_purpose, const cmk::SecureBytes*> map[] = {
-        {CMK_PURPOSE_DATA_PAGES, &keys.data_pages}, {CMK_PURPOSE_WAL, &keys.wal}, {CMK_PURPOSE_TEMP_FILES, &keys.temp_files}};
+        {CMK_PURPOSE_DATA_PAGES, &keys.data_pages}, {CMK_PURPOSE_WAL, &keys.wal}};
     ByteVec pt = random_bytes(512, 5);
     uint8_t tweak[CMK_XTS_TWEAK_BYTES] = {9, 8, 7};
     for (const auto& [purpose, key] : map) {
@@ -345,7 +346,7 @@ TEST(CoreCapiXts, SameDekAndPurposeGiveTheSameCipherInEveryObject) {
 }
 
 TEST(CoreCapiXts, TooShortInputIsAnErrorCode) {
-    Xts x = make_xts(test_dek(8), CMK_PURPOSE_TEMP_FILES);
+    Xts x = make_xts(test_dek(8), CMK_PURPOSE_WAL);
     uint8_t in[15] = {0}, out[15];
     uint8_t tweak[CMK_XTS_TWEAK_BYTES] = {0};
     EXPECT_NE(cmk_xts_encrypt(x.get(), in, out, sizeof in, tweak), 0);
@@ -353,6 +354,30 @@ TEST(CoreCapiXts, TooShortInputIsAnErrorCode) {
 }
 
 TEST(CoreCapiXts, FreeOfNullIsHarmless) { cmk_xts_free(nullptr); }
+
+// ---- cmk_temp_* -----------------------------------------------------------------
+
+TEST(CoreCapiTemp, UnitsAreTheCoresTempUnitCipherWithTheDerivedSubKeys) {
+    ByteVec dek = test_dek(12);
+    cmk::DerivedKeys keys = cmk::derive_keys(dek.data(), dek.size());
+    cmk::TempUnitCipher ref(keys.temp_files.data(), keys.temp_tails.data());
+    cmk_error err;
+    cmk_temp_cipher* c = cmk_temp_cipher_create(dek.data(), &err);
+    ASSERT_NE(c, nullptr) << err.message;
+    const char* path = "base/pgsql_tmp/pgsql_tmp123.0";
+    uint64_t h = cmk_temp_path_hash(path);
+    EXPECT_EQ(h, cmk::temp_file_path_hash(path));
+    for (size_t len : {1, 9, 15, 16, 100, 8192}) {
+        ByteVec pt = random_bytes(len, 13), a(len), b(len), back(len);
+        ASSERT_EQ(cmk_temp_unit_encrypt(c, h, 4, pt.data(), a.data(), len), 0);
+        ASSERT_TRUE(ref.encrypt(h, 4, pt.data(), b.data(), len));
+        EXPECT_EQ(a, b) << len;
+        ASSERT_EQ(cmk_temp_unit_decrypt(c, h, 4, a.data(), back.data(), len), 0);
+        EXPECT_EQ(back, pt) << len;
+    }
+    cmk_temp_cipher_free(c);
+    cmk_temp_cipher_free(nullptr);
+}
 
 TEST(CoreCapiXts, WorksWithTheDekFromOpenKeys) {
     // The whole path the glue takes: open keys, then a cipher from slot 0.

@@ -8,7 +8,7 @@
 #include "key_store.h"
 #include "verify.h"
 #include "verify_keys.h"
-#include "verify_temp_unit.h"
+#include "temp_unit.h"
 #include "wal_page.h"
 #include "testdata/core_test_util.h"
 
@@ -120,8 +120,8 @@ protected:
         uint64_t h = cmk::temp_file_path_hash(rel);
         for (size_t off = 0, unit = 0; off < plain.size(); off += 8192, unit++) {
             size_t len = std::min<size_t>(8192, plain.size() - off);
-            EXPECT_TRUE(cmk::temp_unit_encrypt(*keys->temp_files(1), h, unit,
-                                               reinterpret_cast<uint8_t*>(&plain[off]), len));
+            auto* p = reinterpret_cast<uint8_t*>(&plain[off]);
+            EXPECT_TRUE(keys->temp_files(1)->encrypt(h, unit, p, p, len));
         }
         return plain;
     }

@@ -4,7 +4,6 @@
 #include "page_checksum.h"
 #include "verify_control.h"
 #include "verify_paths.h"
-#include "verify_temp_unit.h"
 #include "xts_cipher.h"
 #include "testdata/core_test_util.h"
 
@@ -163,41 +162,6 @@ TEST(DataPage, HeaderProblems) {
     put16(q, 14, 8192);
     put16(q, 16, 8200);
     EXPECT_NE(cmk::data_page_header_problem(q.data()), nullptr);  // special beyond the page
-}
-
-TEST(VerifyTempUnit, PathHashIsFnv1a64WithoutTmpSuffix) {
-    EXPECT_EQ(cmk::temp_file_path_hash(""), 0xcbf29ce484222325ull);
-    EXPECT_EQ(cmk::temp_file_path_hash("a"), 0xaf63dc4c8601ec8cull);
-    EXPECT_EQ(cmk::temp_file_path_hash("pg_twophase/0000ABCD"), 0xd1da6a2ed886b2f9ull);
-    EXPECT_EQ(cmk::temp_file_path_hash("pg_twophase/0000ABCD.tmp"), 0xd1da6a2ed886b2f9ull);
-    uint8_t t[16];
-    cmk::temp_unit_tweak(0x0102030405060708ull, 3, false, t);
-    EXPECT_EQ(to_hex(std::vector<uint8_t>(t, t + 16)), "08070605040302010300000000000000");
-    cmk::temp_unit_tweak(0x0102030405060708ull, 3, true, t);
-    EXPECT_EQ(t[15], 0x80);
-}
-
-TEST(VerifyTempUnit, RoundTripsEveryLength) {
-    auto k = key64(9);
-    cmk::XtsCipher xts(k.data());
-    uint64_t h = cmk::temp_file_path_hash("pg_twophase/00000010");
-    for (size_t len : {1, 4, 15, 16, 17, 100, 8191, 8192}) {
-        std::vector<uint8_t> plain(len);
-        for (size_t i = 0; i < len; i++) plain[i] = static_cast<uint8_t>(i * 31 + len);
-        auto data = plain;
-        ASSERT_TRUE(cmk::temp_unit_encrypt(xts, h, 0, data.data(), len));
-        EXPECT_FALSE(same_bytes(data, plain)) << len;
-        ASSERT_TRUE(cmk::temp_unit_decrypt(xts, h, 0, data.data(), len));
-        EXPECT_TRUE(same_bytes(data, plain)) << len;
-    }
-    // A short unit is XORed with XTS(zeros) under the flagged tweak.
-    std::vector<uint8_t> zeros(16, 0), stream(16);
-    uint8_t t[16];
-    cmk::temp_unit_tweak(h, 2, true, t);
-    ASSERT_TRUE(xts.encrypt(zeros.data(), stream.data(), 16, t));
-    std::vector<uint8_t> five = {1, 2, 3, 4, 5};
-    ASSERT_TRUE(cmk::temp_unit_encrypt(xts, h, 2, five.data(), 5));
-    for (size_t i = 0; i < 5; i++) EXPECT_EQ(five[i], static_cast<uint8_t>((i + 1) ^ stream[i]));
 }
 
 TEST(VerifyPaths, RelationFileNames) {

@@ -90,6 +90,10 @@ build/bench_checksum_server_build.o: bench/checksum_server_build.c
 BENCH_CHECKSUM_OBJS = build/bench_checksum_server_build.o src/pg/page_checksum_avx2.o
 build/page_cipher_bench: bench/page_cipher_bench.cpp $(BENCH_CHECKSUM_OBJS) $(CORE_LIB)
 	$(CXX) -std=c++17 -O2 -Isrc/core -o $@ $< $(BENCH_CHECKSUM_OBJS) $(CORE_LIB) $(CORE_LIBS)
+# The XTS libraries Debian 12 ships, side by side (needs nettle-dev,
+# libcrypto++-dev, libbotan-2-dev; bench/cipher.sh --survey installs them).
+build/xts_survey: bench/xts_survey.cpp $(CORE_LIB)
+	$(CXX) -std=c++17 -O2 -Isrc/core -I/usr/include/botan-2 -o $@ $< $(CORE_LIB) -lnettle -lcryptopp -lbotan-2 $(CORE_LIBS)
 
 # Azure Key Vault provider tests against the local emulator (test/provider/run.sh
 # starts and stops the emulator; test/kv_emulator/CONTRACT.md).

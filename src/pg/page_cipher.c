@@ -14,6 +14,7 @@
 #include "postgres.h"
 
 #include "access/xlog.h"
+#include "port/pg_bswap.h"
 #include "storage/bufpage.h"
 
 #include "pg/cmk.h"
@@ -29,13 +30,18 @@ StaticAssertDecl((PD_VALID_FLAG_BITS & CMK_PD_GENERATION_MASK) == 0,
 static inline void
 make_tweak(uint8 *tweak, uint32 relnode, BlockNumber blkno)
 {
-	/* Little-endian, as IEEE 1619 numbers its data units. */
-	memset(tweak, 0, CMK_XTS_TWEAK_BYTES);
-	for (int i = 0; i < 4; i++)
-	{
-		tweak[i] = (uint8) (relnode >> (8 * i));
-		tweak[4 + i] = (uint8) (blkno >> (8 * i));
-	}
+	/*
+	 * Little-endian, as IEEE 1619 numbers its data units: two word stores
+	 * (cmk runs on x86-64 only) where a byte loop cost ~30 instructions a page.
+	 */
+	uint32		words[CMK_XTS_TWEAK_BYTES / sizeof(uint32)] = {relnode, blkno, 0, 0};
+
+	StaticAssertStmt(sizeof(words) == CMK_XTS_TWEAK_BYTES, "tweak is four words");
+#ifdef WORDS_BIGENDIAN
+	words[0] = pg_bswap32(relnode);
+	words[1] = pg_bswap32(blkno);
+#endif
+	memcpy(tweak, words, CMK_XTS_TWEAK_BYTES);
 }
 
 cmk_page_kind
@@ -90,13 +96,14 @@ cmk_page_decrypt(char *page, uint32 relnode, BlockNumber blkno)
 {
 	PageHeaderData *ph = (PageHeaderData *) page;
 	uint32		generation = (ph->pd_flags & CMK_PD_GENERATION_MASK) >> CMK_PD_GENERATION_SHIFT;
-	bool		checksums = DataChecksumsEnabled();
+	bool		checksums;
 	bool		ciphertext_ok = true;
 	uint8		tweak[CMK_XTS_TWEAK_BYTES];
 
 	if (generation == 0)
 		return;					/* plaintext or new page */
 
+	checksums = DataChecksumsEnabled();
 	if (checksums)
 		ciphertext_ok = (cmk_checksum_page(page, blkno) == ph->pd_checksum);
 

@@ -5,8 +5,24 @@
 # of the whole per-page paths (checksums, data page read and write, WAL page)
 # and their ratios to openssl speed.
 # Usage: bash bench/cipher.sh [rounds] [seconds per measurement]
+#        bash bench/cipher.sh --survey [rounds] [seconds]   (as root: every
+#          AES-256-XTS Debian 12 ships side by side, bench/xts_survey.cpp;
+#          installs nettle-dev, libcrypto++-dev, libbotan-2-dev)
+# Times are of the benchmark thread's CPU time, pinned to one CPU with
+# taskset when it is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+pin=(); command -v taskset >/dev/null && pin=(taskset -c "$(( $(nproc) - 1 ))")
+if [ "${1:-}" = --survey ]; then
+  shift
+  missing=()
+  for p in nettle-dev libcrypto++-dev libbotan-2-dev; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  make -s build/xts_survey >/dev/null
+  exec "${pin[@]}" build/xts_survey "${1:-5}" "${2:-0.5}"
+fi
 rounds=${1:-3}
 secs=${2:-3}
 make -s build/page_cipher_bench >/dev/null
@@ -15,7 +31,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 enc=(); dec=(); ossl=()
 outs=$(mktemp); trap 'rm -f "$outs"' EXIT
 for r in $(seq "$rounds"); do
-  out=$(build/page_cipher_bench "$secs")
+  out=$("${pin[@]}" build/page_cipher_bench "$secs")
   echo "$out" >> "$outs"
   enc+=("$(echo "$out" | awk '/^cmk page encrypt/ {print $4}')")
   dec+=("$(echo "$out" | awk '/^cmk page decrypt/ {print $4}')")
@@ -38,4 +54,9 @@ grep -E '^[A-Za-z].* MB/s, +[0-9]+ ns/page$' "$outs" | grep -v '^cmk page' | sed
     m=$(printf '%s\n' $values | median)
     awk -v l="$label" -v m="$m" -v o="$mo" 'BEGIN {r = (l ~ /^checksum/) ? "" : sprintf("%.2fx", m/o); printf "  %-28s %6.0f MB/s  %5.0f ns/page  %s\n", l, m, 8192e3/m, r}'
   done
-
+# The cold-scan read path: what decryption adds to a page copied from memory.
+cold=$(grep '^cold read:' "$outs" | sed -E 's/.*copy only ([0-9]+).* in place ([0-9-]+) ns, via a scratch page ([0-9-]+) ns/\1 \2 \3/')
+if [ -n "$cold" ]; then
+  echo "cold read path (median of $(echo "$cold" | wc -l)): copy from memory $(echo "$cold" | awk '{print $1}' | median) ns/page;" \
+       "decrypt in place adds $(echo "$cold" | awk '{print $2}' | median) ns, via a scratch page $(echo "$cold" | awk '{print $3}' | median) ns"
+fi

@@ -13,16 +13,22 @@
 # Usage, as root (after bench/run.sh has installed the packages):
 #   bash bench/profile.sh [workload...]    # default: copy copy wal_write sort select_only connect startup
 # workloads: select_only tpcb connect (pgbench -S -C: a new connection per
-# transaction) wal_write copy sort startup (20 starts and stops);
-# a workload named twice runs twice (files <workload>-2.*)
+# transaction) wal_write copy sort startup (20 starts and stops), scan (5
+# cold sequential scans of a frozen table several times shared_buffers: every
+# page from the OS page cache; also writes <scan>.<system>.per_page.txt, the
+# CPU time per scanned page by shared object); a workload named twice runs
+# twice (files <workload>-2.*)
 # Settings: PROFILE_SECONDS (pgbench -T, 20), PROFILE_SCALE (50),
 #   PROFILE_COPY_ROWS (10000000), PROFILE_WAL_MB (1024), PROFILE_SORT_ROWS
-#   (3000000), PROFILE_FREQ (perf -F, 999), PROFILE_CALLGRAPH (perf
+#   (3000000), PROFILE_SCAN_ROWS (4000000), PROFILE_CHECKSUMS (on: initdb
+#   --data-checksums; off), PROFILE_FREQ (perf -F, 999), PROFILE_CALLGRAPH (perf
 #   --call-graph: fp or dwarf[,size]; default dwarf,8192, because Debian's
 #   postgres and libcrypto have no frame pointers), PROFILE_DIR
 #   (/var/tmp/cmk-profile), PROFILE_OUT (bench/results/profile), PROFILE_BUILD
-#   (tree: make && make install in the repository, head: the same from
-#   `git archive HEAD`, none: the cmk installed).
+#   (tree: make in the repository, head: the same from `git archive HEAD`,
+#   none: the cmk.so in the system's $libdir). The cmk.so built is copied
+#   into PROFILE_DIR and found through dynamic_library_path: nothing is
+#   installed into the system's $libdir.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -32,12 +38,14 @@ repo=$(cd "$here/.." && pwd)
 : "${PROFILE_COPY_ROWS:=10000000}"
 : "${PROFILE_WAL_MB:=1024}"
 : "${PROFILE_SORT_ROWS:=3000000}"
+: "${PROFILE_SCAN_ROWS:=4000000}"
+: "${PROFILE_CHECKSUMS:=on}"
 : "${PROFILE_FREQ:=999}"
 : "${PROFILE_CALLGRAPH:=dwarf,8192}"
 : "${PROFILE_DIR:=/var/tmp/cmk-profile}"
 : "${PROFILE_OUT:=$repo/bench/results/profile}"
 : "${PROFILE_BUILD:=tree}"
-export PROFILE_SECONDS PROFILE_SCALE PROFILE_COPY_ROWS PROFILE_WAL_MB PROFILE_SORT_ROWS PROFILE_DIR
+export PROFILE_SECONDS PROFILE_SCALE PROFILE_COPY_ROWS PROFILE_WAL_MB PROFILE_SORT_ROWS PROFILE_SCAN_ROWS PROFILE_DIR
 pgbin=/usr/lib/postgresql/15/bin
 D=$PROFILE_DIR
 SOCK=$D/sock
@@ -54,6 +62,7 @@ prepare() {
   local s=$1 w=$2
   case "$w" in
     select_only) as_pg pgbench -n -S -c 4 -j 2 -T 5 -h "$SOCK" -p "$(port "$s")" bench >/dev/null 2>&1 ;;
+    scan) sql "$s" -c "SET max_parallel_workers_per_gather = 0" -c "SELECT count(*), max(s) FROM big" >/dev/null ;;
     copy) sql "$s" -c "DROP TABLE IF EXISTS copy_t" -c "CREATE TABLE copy_t (id bigint, k int, t text, ts timestamptz)" ;;
   esac
   sql "$s" -c CHECKPOINT
@@ -68,6 +77,7 @@ workload() {
     wal_write) sql "$s" -c "SELECT count(pg_logical_emit_message(true, 'cmk-bench', repeat('x', 65536))) FROM generate_series(1, $((PROFILE_WAL_MB * 16)))" >/dev/null ;;
     copy) sql "$s" -c "COPY copy_t FROM '$CSV' WITH (FORMAT csv)" ;;
     sort) sql "$s" -c "SET work_mem = '4MB'" -c "SET max_parallel_workers_per_gather = 0" -c "SELECT count(*) FROM (SELECT k FROM sort_src ORDER BY k) s" >/dev/null ;;
+    scan) for _ in 1 2 3 4 5; do sql "$s" -c "SET max_parallel_workers_per_gather = 0" -c "SELECT count(*), max(s) FROM big" >/dev/null; done ;;
     startup) for _ in $(seq 20); do start "$s"; stop "$s"; done ;;
     *) echo "unknown workload $w" >&2; exit 1 ;;
   esac
@@ -102,12 +112,14 @@ workloads=("$@")
 [ ${#workloads[@]} -gt 0 ] || workloads=(copy copy wal_write sort select_only connect startup)
 
 case "$PROFILE_BUILD" in
-  tree) (cd "$repo" && make -s -j"$(nproc)" >/dev/null && make -s install >/dev/null) ;;
+  tree) (cd "$repo" && make -s -j"$(nproc)" >/dev/null); cmk_so=$repo/cmk.so ;;
   head) rm -rf /var/tmp/cmk-profile-src && mkdir -p /var/tmp/cmk-profile-src &&
         git -C "$repo" archive HEAD | tar -x -C /var/tmp/cmk-profile-src &&
-        (cd /var/tmp/cmk-profile-src && make -s -j"$(nproc)" >/dev/null && make -s install >/dev/null)
-        rm -rf /var/tmp/cmk-profile-src ;;
-  none) ;;
+        (cd /var/tmp/cmk-profile-src && make -s -j"$(nproc)" >/dev/null)
+        cp /var/tmp/cmk-profile-src/cmk.so /var/tmp/cmk-profile.so
+        rm -rf /var/tmp/cmk-profile-src
+        cmk_so=/var/tmp/cmk-profile.so ;;
+  none) cmk_so=$($pgbin/pg_config --pkglibdir)/cmk.so ;;
   *) echo "PROFILE_BUILD: tree, head or none" >&2; exit 1 ;;
 esac
 
@@ -124,13 +136,15 @@ rm -rf "$D" /dev/shm/cmk-profile
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 install -d -o postgres -g postgres -m 700 "$D" "$SOCK" "$D/lib" /dev/shm/cmk-profile
-install -o postgres -g postgres -m 755 "$($pgbin/pg_config --pkglibdir)/cmk.so" "$D/lib/cmk.so"
+install -o postgres -g postgres -m 755 "$cmk_so" "$D/lib/cmk.so"
+[ "$PROFILE_BUILD" = head ] && rm -f "$cmk_so"
 mkdir -p "$PROFILE_OUT"
 
 as_pg openssl genpkey -quiet -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out "$D/kek.pem"
 for s in plain cmk; do
   echo "== $s: cluster, pgbench -i -s $PROFILE_SCALE, sort table"
-  as_pg initdb -D "$D/$s/data" --data-checksums -A trust -U postgres --locale=C --encoding=UTF8 >/dev/null
+  ck=(); [ "$PROFILE_CHECKSUMS" = on ] && ck=(--data-checksums)
+  as_pg initdb -D "$D/$s/data" "${ck[@]}" -A trust -U postgres --locale=C --encoding=UTF8 >/dev/null
   cat >> "$D/$s/data/postgresql.conf" <<EOC
 listen_addresses = ''
 unix_socket_directories = '$SOCK'
@@ -145,6 +159,10 @@ EOC
   as_pg createdb -h "$SOCK" -p "$(port "$s")" bench
   as_pg pgbench -i -q -s "$PROFILE_SCALE" -h "$SOCK" -p "$(port "$s")" bench >/dev/null 2>&1
   sql "$s" -c "CREATE TABLE sort_src AS SELECT g AS id, md5(g::text) AS k FROM generate_series(1, $PROFILE_SORT_ROWS) g" -c "VACUUM ANALYZE sort_src"
+  # The scan's table: frozen and checkpointed, so a scan writes nothing.
+  sql "$s" -c "CREATE TABLE big AS SELECT g AS id, md5(g::text) AS s, repeat(md5(g::text), 2) AS pad FROM generate_series(1, $PROFILE_SCAN_ROWS) g" \
+    -c "VACUUM (FREEZE, ANALYZE) big" -c CHECKPOINT
+  sql "$s" -At -c "SELECT pg_relation_size('big') / 8192" > "$D/$s.big_pages"
   if [ "$s" = plain ]; then
     sql plain -c "COPY (SELECT g, g % 1000, md5(g::text) || md5((g + 1)::text), timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second' FROM generate_series(1, $PROFILE_COPY_ROWS) g) TO '$CSV' WITH (FORMAT csv)"
   fi
@@ -187,6 +205,15 @@ for w in "${workloads[@]}"; do
       echo "   server CPU by process: $(head -4 "$f.roles.txt" | tr -s ' ' | paste -sd ';')"
     fi
     echo "   samples (at -F $PROFILE_FREQ per CPU; all server processes): $(perf report -i "$data" --stdio -n --no-children --comm postgres -g none --sort comm 2>/dev/null | awk '/^ +[0-9.]+%/ {print $2}' | tee "$f.samples.txt")"
+    if [ "$w" = scan ]; then
+      # CPU time per scanned page by shared object: samples / frequency / pages
+      # (cpu-clock samples count only while a process runs, so other people's
+      # work on a shared machine does not enter, bar cache effects).
+      pages=$(( $(cat "$D/$s.big_pages") * 5 ))
+      perf report -i "$data" --stdio -n --no-children --comm postgres -g none --sort dso 2>/dev/null |
+        awk -v f="$PROFILE_FREQ" -v p="$pages" '/^ +[0-9.]+%/ {printf "%8.0f ns/page  %s\n", $2 / f / p * 1e9, $3; t += $2} END {printf "%8.0f ns/page  total (%d pages)\n", t / f / p * 1e9, p}' > "$f.per_page.txt"
+      echo "   CPU per scanned page: $(tr -s ' ' < "$f.per_page.txt" | paste -sd ';')"
+    fi
     echo "   shared objects: $(head -6 "$f.dso.txt" | tr -s ' ' | paste -sd ';')"
     echo "   cmk's functions, with what they call: $(grep -E 'cmk\.so' "$f.children.txt" | head -4 | awk '{print $1, $NF}' | paste -sd ';')"
     rm -f "$data" "$data.old"

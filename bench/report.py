@@ -41,13 +41,14 @@ settings = {k: v.replace("\\ ", " ") for k, v in settings.items()}
 samples = list(csv.DictReader(open(os.path.join(raw, "samples.csv"), encoding="utf-8")))
 shutil.copy(os.path.join(raw, "samples.csv"), os.path.join(out, "samples.csv"))
 
-SYSTEMS = ["plain", "cmk", "gocryptfs", "cmk-kv"]
-LABEL = {
-    "plain": "plain",
-    "cmk": "cmk (file KEK)",
-    "gocryptfs": "gocryptfs",
-    "cmk-kv": "cmk (Key Vault emulator KEK)",
-}
+# An instance is <system>.<on|off> (data checksums); cmk-kv: start-up only.
+KINDS = ["plain", "cmk", "gocryptfs"]
+CKS = [c for c in settings.get("BENCH_CHECKSUMS", "on off").split() if c in ("on", "off")] or ["on"]
+LABEL = {"plain": "plain", "cmk": "cmk", "gocryptfs": "gocryptfs", "cmk-kv": "cmk (Key Vault emulator KEK)"}
+
+
+def inst(kind, ck):
+    return "cmk-kv" if kind == "cmk-kv" else f"{kind}.{ck}"
 
 
 def mb(n):
@@ -56,31 +57,35 @@ def mb(n):
 
 copy_rows = int(settings.get("BENCH_COPY_ROWS", "0") or 0)
 sort_rows = int(settings.get("BENCH_SORT_ROWS", "0") or 0)
+join_rows = int(settings.get("BENCH_JOIN_ROWS", "0") or 0)
+scan_rows = int(settings.get("BENCH_SCAN_ROWS", "0") or 0)
 clients = settings.get("BENCH_CLIENTS", "?")
 jobs = settings.get("BENCH_JOBS", "?")
 T = settings.get("BENCH_T", "?")
-BENCHES = [
-    ("select_only", "tps", f"pgbench -S (select-only), scale {settings.get('BENCH_SCALE')}, -c {clients} -j {jobs}, {T} s"),
-    ("tpcb", "tps", f"pgbench tpcb-like, scale {settings.get('BENCH_SCALE')}, -c {clients} -j {jobs}, {T} s"),
-    ("select_only_paired", "tps", f"pgbench -S, paired: {settings.get('BENCH_PAIRS')} runs of {settings.get('BENCH_PAIR_T')} s per system, all servers up, alternating (ratio: median of per-pair ratios)"),
-    ("tpcb_paired", "tps", f"pgbench tpcb-like, paired: {settings.get('BENCH_PAIRS')} runs of {settings.get('BENCH_PAIR_T')} s per system, alternating (ratio: median of per-pair ratios)"),
-    ("copy", "s", f"COPY of a {mb(info.get('copy_csv_bytes'))} CSV ({copy_rows / 1e6:g}M rows, tmpfs) into a new table"),
-    ("wal_write", "s", f"WAL write: {settings.get('BENCH_WAL_MB')} MB of 64 kB logical messages, one backend, one commit"),
-    ("sort", "s", f"sort of {sort_rows / 1e6:g}M rows, work_mem {settings.get('BENCH_WORK_MEM')}, spills to temp files"),
-    ("startup_pgctl", "s", "start-up: `pg_ctl start -w` (pg_ctl polls every 100 ms)"),
-    ("startup_ready", "s", "start-up: `pg_ctl start -W`, then postmaster.pid polled every 5 ms until ready"),
+PT = settings.get("BENCH_PAIR_T", "?")
+big = f"big ({scan_rows / 1e6:g}M rows, {info.get('big_size', '?')})"
+CASES = [  # case, unit, description, short label
+    ("select_only", "tps", f"pgbench -S (select-only), scale {settings.get('BENCH_SCALE')}, -c {clients} -j {jobs}", "-S"),
+    ("tpcb", "tps", f"pgbench tpcb-like, scale {settings.get('BENCH_SCALE')}, -c {clients} -j {jobs}", "tpcb"),
+    ("insert64", "tps", f"small INSERT transactions, {settings.get('BENCH_INSERT_CLIENTS')} clients (WAL flushes)", "INSERT x64"),
+    ("scan", "s", f"cold sequential scan of {big}, no parallel workers", "scan"),
+    ("scan_par", "s", f"the same scan with 2 parallel workers", "scan 2w"),
+    ("ctas", "s", f"CREATE TABLE AS SELECT * FROM big", "CTAS"),
+    ("vacuum_full", "s", "VACUUM FULL big", "VAC FULL"),
+    ("create_index", "s", "CREATE INDEX on big (md5 text; sort spills)", "CREATE IDX"),
+    ("sort", "s", f"sort of {sort_rows / 1e6:g}M rows, work_mem {settings.get('BENCH_WORK_MEM')}, spills to temp files", "sort"),
+    ("hash_join", "s", f"hash join {join_rows / 1e6:g}M x {join_rows / 1e6:g}M rows, work_mem {settings.get('BENCH_WORK_MEM')}, batches spill", "hash join"),
+    ("copy", "s", f"COPY of a {mb(info.get('copy_csv_bytes'))} CSV ({copy_rows / 1e6:g}M rows, tmpfs) into a new table", "COPY"),
+    ("wal_write", "s", f"WAL write: {settings.get('BENCH_WAL_MB')} MB of 64 kB logical messages, one commit", "WAL write"),
 ]
-SHORT = {
-    "select_only": "pgbench -S",
-    "tpcb": "pgbench tpcb",
-    "select_only_paired": "-S paired",
-    "tpcb_paired": "tpcb paired",
-    "copy": f"COPY {mb(info.get('copy_csv_bytes')).replace('.00 ', ' ')}",
-    "wal_write": "WAL write",
-    "sort": "sort (temp)",
-    "startup_pgctl": "start-up -w",
-    "startup_ready": "start-up",
-}
+BENCHES = []
+for c, unit, desc, short in CASES:
+    BENCHES.append((c, unit, desc + (f", {T} s" if unit == "tps" else "") + " (rounds)", short))
+    BENCHES.append((c + "_paired", unit, desc + (f", {PT} s" if unit == "tps" else "") + " (paired)", short + " p"))
+BENCHES += [
+    ("startup_pgctl", "s", "start-up: `pg_ctl start -w` (pg_ctl polls every 100 ms)", "start -w"),
+    ("startup_ready", "s", "start-up: `pg_ctl start -W`, then postmaster.pid polled every 5 ms until ready", "start"),
+]
 
 FOREIGN_MAX = float(settings.get("BENCH_FOREIGN_MAX", "0.1") or 0.1)
 
@@ -93,7 +98,7 @@ def foreign_of(row):
 allvals = {}
 for row in samples:
     allvals.setdefault((row["benchmark"], row["system"]), []).append((float(row["value"]), foreign_of(row)))
-present = [s for s in SYSTEMS if any(k[1] == s for k in allvals)]
+present_inst = {k[1] for k in allvals}
 
 # The samples a median is taken over: those during which other processes took
 # at most FOREIGN_MAX of the CPU time, when at least 2 are left; else all.
@@ -114,22 +119,41 @@ def med(b, s):
     return statistics.median(v) if v else None
 
 
-# Paired benchmarks: value per (benchmark, system, pair).
+# Paired benchmarks: value per (benchmark, instance, pair).
 by_pair = {}
 for row in samples:
     if row["benchmark"].endswith("_paired"):
         by_pair.setdefault((row["benchmark"], row["system"]), {})[row["round"]] = float(row["value"])
 
 
+def base_of(s):
+    return "plain.on" if s == "cmk-kv" else "plain." + s.split(".")[-1]
+
+
 def ratio(b, unit, s):
+    base = base_of(s)
     if b.endswith("_paired"):
-        mine, base = by_pair.get((b, s), {}), by_pair.get((b, "plain"), {})
-        rs = [mine[p] / base[p] if unit == "tps" else base[p] / mine[p] for p in mine if p in base and base[p] and mine[p]]
+        mine, bp = by_pair.get((b, s), {}), by_pair.get((b, base), {})
+        rs = [mine[p] / bp[p] if unit == "tps" else bp[p] / mine[p] for p in mine if p in bp and bp[p] and mine[p]]
         return statistics.median(rs) if rs else None
-    m, p = med(b, s), med(b, "plain")
+    m, p = med(b, s), med(b, base)
     if m is None or p is None or m == 0:
         return None
     return m / p if unit == "tps" else p / m
+
+
+def extra_per_page_ns(b, s):
+    """Scan: time cmk adds per page of big, in ns (paired: median of per-pair differences)."""
+    pages = int(info.get("big_pages", "0") or 0)
+    base = base_of(s)
+    if not pages:
+        return None
+    if b.endswith("_paired"):
+        mine, bp = by_pair.get((b, s), {}), by_pair.get((b, base), {})
+        d = [mine[p] - bp[p] for p in mine if p in bp]
+        return statistics.median(d) * 1e9 / pages if d else None
+    m, p = med(b, s), med(b, base)
+    return (m - p) * 1e9 / pages if m is not None and p is not None else None
 
 
 def fmt(v, unit):
@@ -153,47 +177,49 @@ def spread(b, s):
 # ---- CSV --------------------------------------------------------------------------
 with open(os.path.join(out, "latest.csv"), "w", newline="", encoding="utf-8") as f:
     w = csv.writer(f)
-    w.writerow(["benchmark", "unit", "system", "n_used", "n", "median", "min", "max", "ratio_to_plain"])
-    for b, unit, _ in BENCHES:
-        for s in present:
+    w.writerow(["benchmark", "unit", "system", "checksums", "n_used", "n", "median", "min", "max", "ratio_to_plain"])
+    for b, unit, _, _ in BENCHES:
+        for s in sorted(present_inst):
             v = vals.get((b, s))
             if not v:
                 continue
             r = ratio(b, unit, s)
-            w.writerow([b, unit, s, len(v), len(allvals[(b, s)]), f"{statistics.median(v):.4f}", f"{min(v):.4f}", f"{max(v):.4f}",
-                        "" if r is None else f"{r:.3f}"])
+            w.writerow([b, unit, s.split(".")[0], "on" if s == "cmk-kv" else s.split(".")[-1], len(v), len(allvals[(b, s)]),
+                        f"{statistics.median(v):.4f}", f"{min(v):.4f}", f"{max(v):.4f}", "" if r is None else f"{r:.3f}"])
 
 # ---- chart ------------------------------------------------------------------------------
-others = [s for s in present if s != "plain"]
+series = [inst(k, c) for c in CKS for k in KINDS if k != "plain" and inst(k, c) in present_inst]
+SERIES_LABEL = {s: f"{s.split('.')[0]}, checksums {s.split('.')[1]}" for s in series}
 dat = os.path.join(out, "ratios.dat")
 with open(dat, "w", encoding="utf-8") as f:
-    f.write("# benchmark " + " ".join(others) + "\n")
-    for b, unit, _ in BENCHES:
-        if not any(vals.get((b, s)) for s in others):
+    f.write("# benchmark " + " ".join(series) + "\n")
+    for b, unit, _, short in BENCHES:
+        if b.startswith("startup") or not any(vals.get((b, s)) for s in series):
             continue
         cells = []
-        for s in others:
+        for s in series:
             r = ratio(b, unit, s)
             cells.append("?" if r is None else f"{r:.3f}")
-        f.write(f"\"{SHORT[b]}\" " + " ".join(cells) + "\n")
+        f.write(f"\"{short}\" " + " ".join(cells) + "\n")
 png = os.path.join(out, "ratios.png")
-title = (f"Throughput relative to plain PostgreSQL 15 (1.0 = same; higher is better), "
-         f"median of {settings.get('BENCH_ROUNDS')} rounds")
+title = (f"Throughput relative to plain PostgreSQL 15 with the same checksum setting (1.0 = same; higher is better); "
+         f"rounds: median of {settings.get('BENCH_ROUNDS')}, p: paired, median of {settings.get('BENCH_PAIRS')} per-pair ratios")
 if settings.get("BENCH_QUICK") == "1":
     title = "QUICK MODE (not the real numbers) - " + title
 pgv = re.search(r"PostgreSQL\) (\S+)", machine.get("postgres", ""))
 subtitle = (f"{machine.get('nproc')} x {machine.get('cpu')}, {machine.get('memory')}, "
             f"PostgreSQL {pgv.group(1) if pgv else '?'}, cmk {machine.get('cmk_commit', '?').split()[0]}")
-gp = subprocess.run(
-    ["gnuplot", "-e",
-     f"datafile='{dat}'; outfile='{png}'; ncol={len(others)}; "
-     + "".join(f"t{i + 1}='{LABEL[s]}'; " for i, s in enumerate(others)) +
-     f"charttitle='{title}'; subtitle='{subtitle}'",
-     os.path.join(here, "ratios.gnuplot")],
-    capture_output=True, text=True)
-if gp.returncode != 0:
-    sys.stderr.write(gp.stderr)
-    sys.exit("gnuplot failed")
+if series:
+    gp = subprocess.run(
+        ["gnuplot", "-e",
+         f"datafile='{dat}'; outfile='{png}'; ncol={len(series)}; "
+         + "".join(f"t{i + 1}='{SERIES_LABEL[s]}'; " for i, s in enumerate(series)) +
+         f"charttitle='{title}'; subtitle='{subtitle}'",
+         os.path.join(here, "ratios.gnuplot")],
+        capture_output=True, text=True)
+    if gp.returncode != 0:
+        sys.stderr.write(gp.stderr)
+        sys.exit("gnuplot failed")
 os.remove(dat)
 
 # ---- markdown ------------------------------------------------------------------------------
@@ -228,45 +254,71 @@ add("")
 
 add("## Results")
 add("")
-add("Medians over the rounds; ratio = throughput relative to plain "
-    "(tps ÷ plain tps; for durations, plain seconds ÷ seconds): 1.00 is parity, "
-    "0.90 means 10% slower. ± is the spread (max − min) ÷ median of the samples used. "
-    f"A median leaves out the measurements during which other processes on this shared machine took more "
+add("Ratio = throughput relative to plain PostgreSQL **with the same data-checksum setting** "
+    "(tps ÷ plain tps; for durations, plain seconds ÷ seconds): 1.00 is parity, 0.90 means 10% slower. "
+    "*Rounds*: median over the rounds, each instance measured alone (only its server up); ± is the spread "
+    "(max − min) ÷ median of the samples used. *Paired*: every server up, the instances measured one after the "
+    "other, seconds apart, in alternating order; ratio = median of the per-pair ratios. "
+    f"A rounds median leaves out the measurements during which other processes on this shared machine took more "
     f"than {FOREIGN_MAX:.0%} of all CPU time, when at least 2 remain: (k/n) says k of n were used; "
     "† marks one taken over all samples because fewer than 2 were clean.")
 add("")
-head = "| benchmark | plain |"
-sep = "|---|---:|"
-for s in others:
-    head += f" {LABEL[s]} | ratio |"
-    sep += "---:|---:|"
-add(head)
-add(sep)
-for b, unit, desc in BENCHES:
-    if not any(vals.get((b, s)) for s in present):
+for ck in CKS:
+    kinds = [k for k in KINDS if inst(k, ck) in present_inst]
+    if not kinds:
         continue
-    row = f"| {desc} | {fmt(med(b, 'plain'), unit)}"
-    sp = spread(b, "plain")
-    row += (f" ±{sp * 100:.0f}%" if sp is not None else "") + used_note.get((b, "plain"), "") + " |"
-    for s in others:
-        m = med(b, s)
-        r = ratio(b, unit, s)
-        sp = spread(b, s)
-        row += (f" {fmt(m, unit)}" + (f" ±{sp * 100:.0f}%" if sp is not None and m is not None else "")
-                + used_note.get((b, s), "") + " |")
-        row += (f" **{r:.2f}** |" if r is not None and r < (0.95 if unit == "tps" else 0.90) and s == "cmk"
-                else f" {r:.2f} |" if r is not None else " – |")
-    add(row)
-add("")
+    others = [k for k in kinds if k != "plain"]
+    add(f"### Data checksums {ck}")
+    add("")
+    head = "| benchmark | plain |"
+    sep = "|---|---:|"
+    for k in others:
+        head += f" {LABEL[k]} | ratio |"
+        sep += "---:|---:|"
+    add(head)
+    add(sep)
+    for b, unit, desc, _ in BENCHES:
+        if b.startswith("startup"):
+            continue
+        if not any(vals.get((b, inst(k, ck))) for k in kinds):
+            continue
+        row = f"| {desc} | {fmt(med(b, inst('plain', ck)), unit)}"
+        sp = spread(b, inst("plain", ck))
+        row += (f" ±{sp * 100:.0f}%" if sp is not None else "") + used_note.get((b, inst("plain", ck)), "") + " |"
+        for k in others:
+            s = inst(k, ck)
+            m = med(b, s)
+            r = ratio(b, unit, s)
+            sp = spread(b, s)
+            row += (f" {fmt(m, unit)}" + (f" ±{sp * 100:.0f}%" if sp is not None and m is not None else "")
+                    + used_note.get((b, s), "") + " |")
+            row += (f" **{r:.2f}** |" if r is not None and r < 0.95 and k == "cmk"
+                    else f" {r:.2f} |" if r is not None else " – |")
+        add(row)
+    add("")
+    for b in ("scan", "scan_paired"):
+        x = extra_per_page_ns(b, inst("cmk", ck))
+        if x is not None:
+            add(f"Cold scan ({'paired' if b.endswith('paired') else 'rounds'}): cmk adds {x:,.0f} ns per page of big "
+                f"({info.get('big_pages')} pages), checksums {ck}.")
+    add("")
+if any(s.startswith("startup") for s, _ in allvals):
+    add("### Start-up (checksums on)")
+    add("")
+    kinds = [k for k in KINDS + ["cmk-kv"] if vals.get(("startup_ready", inst(k, "on")))]
+    add("| start-up | " + " | ".join(LABEL[k] for k in kinds) + " |")
+    add("|---|" + "---:|" * len(kinds))
+    for b, unit, desc, _ in BENCHES:
+        if b.startswith("startup"):
+            cells = []
+            for k in kinds:
+                s = inst(k, "on")
+                r = ratio(b, unit, s)
+                cells.append(fmt(med(b, s), unit) + ("" if k == "plain" or r is None else f" ({r:.2f})"))
+            add(f"| {desc} | " + " | ".join(cells) + " |")
+    add("")
 add("![ratios](ratios.png)")
 add("")
-
-# start-up deltas
-if med("startup_ready", "plain") is not None:
-    add("Start-up, added to plain's (median of the polled measurement): " + ", ".join(
-        f"{LABEL[s]} {1000 * (med('startup_ready', s) - med('startup_ready', 'plain')):+.0f} ms"
-        for s in others if med("startup_ready", s) is not None) + ".")
-    add("")
 
 # page cipher
 cipher = open(os.path.join(raw, "cipher.txt"), encoding="utf-8").read() if os.path.exists(os.path.join(raw, "cipher.txt")) else ""
@@ -303,10 +355,11 @@ add("")
 
 add("## What was measured")
 add("")
-add(f"- **Systems**: the same Debian PostgreSQL 15 binaries and the same settings; each system has its own "
-    f"fresh cluster, created once at the start of the run (`initdb --data-checksums --locale=C`). "
-    f"*plain*: no extension. *cmk*: `shared_preload_libraries = 'cmk'` (a copy of the cmk.so just built and "
-    f"installed, found through `dynamic_library_path`, so that another install during the run changes nothing), "
+add(f"- **Instances**: the same Debian PostgreSQL 15 binaries and the same settings; each system has two fresh "
+    f"clusters, created once at the start of the run (`initdb --locale=C`, one with `--data-checksums`, one without, "
+    f"as Debian's `pg_createcluster` and `initdb` make by default), named `<system>.<on|off>`. "
+    f"*plain*: no extension. *cmk*: `shared_preload_libraries = 'cmk'` (a copy of the cmk.so just built, found "
+    f"through `dynamic_library_path`; nothing is installed into the system's $libdir), "
     f"`cmk.key_url = 'file:…/kek.pem'` (RSA {settings.get('BENCH_KEK_BITS')}); it encrypts data pages, "
     f"WAL and temporary files. *gocryptfs*: the plain server with its whole data directory (WAL included) "
     f"inside a gocryptfs mount (default options: AES-256-GCM, 4 KiB blocks, encrypted names; "
@@ -314,40 +367,54 @@ add(f"- **Systems**: the same Debian PostgreSQL 15 binaries and the same setting
 kv_skip = info.get("kv_skipped")
 if kv_skip:
     add(f"- **Key Vault emulator**: skipped — {kv_skip}.")
-elif "cmk-kv" in present:
+elif "cmk-kv" in present_inst:
     add(f"- **cmk (Key Vault emulator KEK)**: start-up only, on a small cluster of its own with the same settings, "
         f"KEK = RSA {settings.get('BENCH_KEK_BITS')} in test/kv_emulator ({info.get('kv_key', '')}); "
         f"each start signs in (client secret), fetches a token and unwraps the DEK over HTTPS.")
 if machine.get("gocryptfs_skipped"):
     add(f"- **gocryptfs skipped**: {machine.get('gocryptfs_skipped')}.")
-add(f"- **Rounds**: {settings.get('BENCH_ROUNDS')} rounds, in each round the systems in the order "
-    f"{', '.join(settings.get('BENCH_SYSTEMS', '').split())}"
-    + (", then the Key Vault start-ups" if "cmk-kv" in present else "")
-    + "; only the system under test runs. Each system's round: "
+add(f"- **Rounds**: {settings.get('BENCH_ROUNDS')} rounds; in each, the instances in turn (systems "
+    f"{', '.join(settings.get('BENCH_SYSTEMS', '').split())}, checksums {', '.join(CKS)})"
+    + (", then the Key Vault start-ups" if "cmk-kv" in present_inst else "")
+    + "; only the instance under test runs. An instance's round: "
     f"{settings.get('BENCH_STARTS')} × start-up with `pg_ctl start -w` and {settings.get('BENCH_STARTS')} × polled start-up "
-    f"(each after a clean `pg_ctl stop -m fast`), start, {settings.get('BENCH_WARMUP')} s of untimed pgbench -S, "
-    f"pgbench -S, CHECKPOINT, pgbench tpcb-like, CHECKPOINT, WAL write, COPY (into a new table after a CHECKPOINT; "
-    f"dropped afterwards), sort, stop.")
-add(f"- **Settings** (all systems): shared_buffers = {settings.get('BENCH_SHARED_BUFFERS')}, max_wal_size = 8GB, "
-    f"checkpoint_timeout = 30min (no checkpoint starts inside a measurement by itself), fsync and "
-    f"synchronous_commit on, wal_level replica, autovacuum on, everything else Debian's initdb defaults.")
+    f"(each after a clean `pg_ctl stop -m fast`), start, {settings.get('BENCH_WARMUP')} s of untimed pgbench -S, then "
+    f"the cases `{settings.get('BENCH_CASES')}`, stop.")
+add(f"- **Paired**: then every instance's server is up at once and, for {settings.get('BENCH_PAIRS')} pairs, each case "
+    f"(`{settings.get('BENCH_PAIR_CASES')}`) runs on every instance in turn, the order reversed from one pair to the next "
+    f"(pgbench cases {PT} s each); only one instance works at a time.")
+add(f"- **Settings** (all instances): shared_buffers = {settings.get('BENCH_SHARED_BUFFERS')}, max_wal_size = 8GB, "
+    f"checkpoint_timeout = 30min (no checkpoint starts inside a measurement by itself; every case that writes "
+    f"is preceded and followed by an untimed CHECKPOINT), fsync and synchronous_commit on, wal_level replica, "
+    f"autovacuum on (every table is frozen at set-up), everything else initdb's defaults "
+    f"(max_parallel_workers_per_gather 2, maintenance_work_mem 64MB).")
 add(f"- **pgbench**: scale {settings.get('BENCH_SCALE')} (database {info.get('db_size', '?')}, pgbench_accounts "
     f"{info.get('accounts_size', '?')} with its index), several times shared_buffers but in the page cache, "
     f"so most reads miss shared buffers and cmk decrypts a page for each of those misses. "
-    f"`pgbench -n -c {clients} -j {jobs} -T {T}`; tps without initial connection time.")
+    f"`pgbench -n -c {clients} -j {jobs}`; tps without initial connection time. tpcb-like after a CHECKPOINT. "
+    f"**INSERT x{settings.get('BENCH_INSERT_CLIENTS')}**: `pgbench -c {settings.get('BENCH_INSERT_CLIENTS')}` of "
+    f"`INSERT INTO ins_t (k, t) VALUES (:client_id, '<53 bytes>')` (bigserial primary key), one per transaction, "
+    f"after TRUNCATE and CHECKPOINT.")
+add(f"- **Cold scan**: `{info.get('scan_q', 'SELECT count(*), max(s) FROM big')}` over big ({info.get('big_pages', '?')} pages), "
+    f"frozen and checkpointed at set-up so that a scan writes nothing; it is several times shared_buffers, so "
+    f"PostgreSQL reads it through a 256 kB ring: every page comes from the OS page cache and, with cmk, is decrypted. "
+    f"`max_parallel_workers_per_gather` 0, and 2 ({info.get('scan_par_plan', '')}).")
+add("- **Rewrites**: `CREATE TABLE ctas_t AS SELECT * FROM big` (dropped afterwards), `VACUUM FULL big`, "
+    "`CREATE INDEX big_s ON big (s)` (dropped afterwards): each reads big, writes a relation and its WAL.")
 add(f"- **COPY**: `COPY copy_t FROM '<file>' (FORMAT csv)` run by the server; the file, "
     f"{mb(info.get('copy_csv_bytes'))} ({copy_rows} rows of bigint, int, 64-character text, timestamptz), "
     f"was written once from generate_series into {settings.get('BENCH_CSV_DIR')} (tmpfs: reading it costs no disk I/O). "
-    f"The table is WAL-logged: {info.get('copy_wal_mb_plain', '?')} MB of WAL, table "
-    f"{info.get('copy_table_size_plain', '?')} (plain, round 1). Time = the COPY statement.")
+    f"The table is WAL-logged: {info.get('copy_wal_mb_plain.on', '?')} MB of WAL, table "
+    f"{info.get('copy_table_size_plain.on', '?')} (plain, round 1). Time = the COPY statement.")
 add(f"- **WAL write**: `SELECT count(pg_logical_emit_message(true, 'cmk-bench', repeat('x', 65536))) "
     f"FROM generate_series(1, {int(settings.get('BENCH_WAL_MB', '0')) * 16})` "
-    f"({info.get('wal_write_mb_plain', '?')} MB of WAL), whose commit flushes it all: WAL insertion, "
+    f"({info.get('wal_write_mb_plain.on', '?')} MB of WAL), whose commit flushes it all: WAL insertion, "
     f"XLogWrite (where cmk encrypts each WAL page) and the segment fsyncs, nothing else.")
 add(f"- **Sort**: `SET work_mem = '{settings.get('BENCH_WORK_MEM')}'; SET max_parallel_workers_per_gather = 0; "
     f"SELECT count(*) FROM (SELECT k FROM sort_src ORDER BY k) s` over {sort_rows} rows of md5 text "
-    f"(table {info.get('sort_src_size', '?')}, read through a ring buffer, so every page is read and, "
-    f"with cmk, decrypted); plan: `{info.get('sort_plan', '?')}`.")
+    f"(table {info.get('sort_src_size', '?')}); plan: `{info.get('sort_plan', '?')}`. **Hash join**: "
+    f"`SELECT count(*), max(a || b) FROM hj_a JOIN hj_b USING (id)` ({info.get('hj_size', '?')}), work_mem "
+    f"{settings.get('BENCH_WORK_MEM')}, no parallel workers, merge and nested-loop joins off; plan: `{info.get('hj_plan', '?')}`.")
 add("- **Start-up**: a clean shutdown before each start, so no recovery; with cmk the postmaster reads "
     "the keyring and unwraps the DEK with the KEK before it accepts connections.")
 gate_path = os.path.join(raw, "gate.csv")
@@ -357,7 +424,7 @@ if os.path.exists(gate_path):
     busy = [g for g in gates if float(g["busy"] or 0) > limit]
     waited = sum(int(g["waited"] or 0) for g in gates)
     add(f"- **Shared machine**: other engineers build and test on this machine during the run. Before each "
-        f"system's round (and before the cipher benchmark: {machine.get('cipher_gate', '?')}) the suite waits "
+        f"instance's round, the paired phase (and the cipher benchmark: {machine.get('cipher_gate', '?')}) the suite waits "
         f"until at most {limit:.0%} of the CPU time is busy (`bench/quiet.sh`, at most "
         f"{settings.get('BENCH_QUIET_WAIT')} s): it waited {waited} s in all"
         + (f"; {len(busy)} of {len(gates)} rounds still started on a busy machine ("
@@ -369,8 +436,8 @@ if os.path.exists(gate_path):
           "(see the notes under the table).")
 if info.get("check_pages"):
     add(f"- **Checks after the run**: {info['check_pages']}; {info.get('check_wal', '')}; "
-        f"ERROR/FATAL/PANIC in cmk's server log (besides background workers ended by the fast shutdowns): "
-        f"{info.get('cmk_log_errors') or 'none'}. "
+        f"ERROR/FATAL/PANIC in cmk's server logs (besides background workers ended by the fast shutdowns): "
+        + "; ".join(f"checksums {ck}: {info.get('cmk_log_errors_' + ck) or 'none'}" for ck in CKS) + ". "
         f"{info.get('cmk_keyring', '')}")
 add("")
 
@@ -380,10 +447,10 @@ add(f"[n%] after a sample: other processes took n% of all CPU time during it (ab
     "left out of the median when possible).")
 add("")
 rounds = sorted({int(x["round"]) for x in samples})
-add("| benchmark | system | " + " | ".join(f"round {i}" for i in rounds) + " |")
+add("| benchmark | instance | " + " | ".join(f"round / pair {i}" for i in rounds) + " |")
 add("|---|---|" + "---:|" * len(rounds))
-for b, unit, _ in BENCHES:
-    for s in present:
+for b, unit, _, short in BENCHES:
+    for s in [inst(k, c) for c in CKS for k in KINDS] + ["cmk-kv"]:
         per = {}
         for x in samples:
             if x["benchmark"] == b and x["system"] == s:
@@ -395,7 +462,7 @@ for b, unit, _ in BENCHES:
             v = per.get(i, [])
             cells.append(", ".join(fmt(y, unit) + (f" [{f:.0%}]" if f is not None and f > FOREIGN_MAX else "")
                                    for y, f in v) if v else "")
-        add(f"| {SHORT[b]} | {s} | " + " | ".join(cells) + " |")
+        add(f"| {short} | {s} | " + " | ".join(cells) + " |")
 add("")
 add("Files: `latest.csv` (medians, ranges and ratios), `samples.csv` (every measurement), "
     "`ratios.png` (the chart). Raw page-cipher output:")

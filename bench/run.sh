@@ -1,55 +1,71 @@
 #!/usr/bin/env bash
 # The side-by-side benchmark suite: plain PostgreSQL 15, the same server with
 # cmk, and the same plain server with its data directory inside a gocryptfs
-# mount, measured in alternating rounds (plain, cmk, gocryptfs, plain, ...)
-# on one machine in one run. Reports medians and ratios to plain in
+# mount, each with data checksums on and off (an instance per system and
+# setting: plain.on, cmk.on, gocryptfs.on, plain.off, ...), measured in
+# alternating rounds (only the instance under test runs), then in a paired
+# phase (all up, short runs alternating A B C ... / ... C B A), on one machine
+# in one run. Reports medians and ratios to plain (same checksum setting) in
 # bench/results/latest.md (+ latest.csv, samples.csv, ratios.png), together
 # with bench/cipher.sh's page-cipher numbers.
 #
+# cmk is built in the tree (or a git archive of HEAD) and copied into the
+# bench directory, found there through dynamic_library_path: nothing is
+# installed into the system's $libdir, where others' servers may load it.
+#
 # Usage, as root on Debian 12, from anywhere:
-#   bash bench/run.sh                 # full suite, about 30 minutes on 2 cores
-#   BENCH_QUICK=1 bash bench/run.sh   # short settings, under 5 minutes, writes
-#                                     # bench/results/quick/ instead
+#   bash bench/run.sh                 # full suite (bench/README.md: duration)
+#   BENCH_QUICK=1 bash bench/run.sh   # short settings, to check it works;
+#                                     # writes bench/results/quick/ instead
 #
 # Settings (environment; defaults in brackets, quick mode's after the slash):
-#   BENCH_ROUNDS         rounds of each system                     [3 / 2]
-#   BENCH_T              seconds of each pgbench run               [30 / 5]
-#   BENCH_WARMUP         seconds of untimed pgbench -S first       [5 / 2]
-#   BENCH_CLIENTS        pgbench clients (-c)                      [4]
-#   BENCH_JOBS           pgbench threads (-j)                      [2]
-#   BENCH_SCALE          pgbench scale (50 = 5M accounts, 750 MB)  [50 / 5]
-#   BENCH_SHARED_BUFFERS shared_buffers                            [128MB / 16MB]
-#   BENCH_COPY_ROWS      rows in the COPY file (10M = 1.0 GB CSV)  [10000000 / 500000]
-#   BENCH_SORT_ROWS      rows sorted with a small work_mem         [3000000 / 500000]
-#   BENCH_WORK_MEM       work_mem of the sort                      [4MB / 1MB]
-#   BENCH_WAL_MB         MB of WAL written by the WAL benchmark    [512 / 128]
-#   BENCH_STARTS         timed starts of each kind per round       [5 / 2]
-#   BENCH_PAIRS          paired pgbench: runs of each system, all
-#                        servers up, alternating A B C C B A ...    [8 / 2]
-#   BENCH_PAIR_T         seconds of each paired pgbench run        [10 / 3]
-#   BENCH_CIPHER_ROUNDS, BENCH_CIPHER_SECS  bench/cipher.sh args   [3 3 / 1 1]
+#   BENCH_ROUNDS         rounds of each instance (0: none)         [3 / 1]
+#   BENCH_PAIRS          paired phase: runs of each instance, all
+#                        servers up, alternating A B C C B A ...    [6 / 2]
+#   BENCH_CASES          cases of a round, in order
+#                        [select_only tpcb insert64 scan scan_par ctas vacuum_full
+#                         create_index sort hash_join copy wal_write]
+#   BENCH_PAIR_CASES     cases of the paired phase            [the same]
+#   BENCH_CHECKSUMS      data checksum settings, an instance each   [on off]
 #   BENCH_SYSTEMS        systems, in round order  [plain cmk gocryptfs]
+#   BENCH_T              seconds of a pgbench case in a round      [20 / 3]
+#   BENCH_PAIR_T         seconds of a pgbench case in a pair        [10 / 3]
+#   BENCH_WARMUP         seconds of untimed pgbench -S first        [5 / 2]
+#   BENCH_CLIENTS        pgbench clients of -S and tpcb-like (-c)   [2]
+#   BENCH_INSERT_CLIENTS clients of the small-INSERT WAL load       [64 / 16]
+#   BENCH_JOBS           pgbench threads (-j)                       [2]
+#   BENCH_SCALE          pgbench scale (30 = 3M accounts, 450 MB)   [30 / 5]
+#   BENCH_SHARED_BUFFERS shared_buffers                             [64MB / 16MB]
+#   BENCH_SCAN_ROWS      rows of big (4M = 550 MB): the cold scans,
+#                        CREATE TABLE AS, VACUUM FULL, CREATE INDEX [4000000 / 300000]
+#   BENCH_SORT_ROWS      rows sorted with a small work_mem          [3000000 / 300000]
+#   BENCH_JOIN_ROWS      rows of each side of the hash join         [2000000 / 200000]
+#   BENCH_WORK_MEM       work_mem of the sort and the hash join     [4MB / 1MB]
+#   BENCH_COPY_ROWS      rows in the COPY file (5M = 0.5 GB CSV)    [5000000 / 300000]
+#   BENCH_WAL_MB         MB of WAL written by the WAL benchmark     [512 / 64]
+#   BENCH_STARTS         timed starts of each kind per round (0: none) [3 / 1]
+#   BENCH_CIPHER_ROUNDS, BENCH_CIPHER_SECS  bench/cipher.sh args    [3 3 / 1 1]
 #   BENCH_KV             1: also time start-up with the KEK in the Key Vault
-#                        emulator (test/kv_emulator), 0: skip      [1]
-#   BENCH_KEK_BITS       RSA size of the KEKs (file and emulator)  [3072]
-#   BENCH_QUIET_BUSY, BENCH_QUIET_WAIT  before each system's round (and the
+#                        emulator (test/kv_emulator), 0: skip       [1]
+#   BENCH_KEK_BITS       RSA size of the KEKs (file and emulator)   [3072]
+#   BENCH_QUIET_BUSY, BENCH_QUIET_WAIT  before each instance's round (and the
 #                        cipher benchmark) wait while more than this fraction
 #                        of the CPUs is busy with other work, at most this
-#                        many seconds (bench/quiet.sh)             [0.2 120 / 0.2 5]
+#                        many seconds (bench/quiet.sh)              [0.2 120 / 0.2 5]
 #   BENCH_FOREIGN_MAX    medians leave out a measurement during which other
 #                        processes took more than this share of all CPU time,
-#                        if at least 2 measurements remain          [0.1]
+#                        if at least 2 measurements remain           [0.1]
 #   BENCH_RETRIES        a measurement (not a start-up) that other processes
 #                        disturbed that much runs again after a quiet gate,
-#                        at most this many times                    [2 / 0]
-#   BENCH_DIR            where clusters live (on disk)             [/var/tmp/cmk-bench]
-#   BENCH_CSV_DIR        where the COPY file is written (tmpfs)    [/dev/shm/cmk-bench]
+#                        at most this many times                     [1 / 0]
+#   BENCH_DIR            where clusters live (on disk)              [/var/tmp/cmk-bench]
+#   BENCH_CSV_DIR        where the COPY file is written (tmpfs)     [/dev/shm/cmk-bench]
 #   BENCH_OUT            report directory  [bench/results, quick: bench/results/quick]
 #   BENCH_KEEP           1: leave the clusters in BENCH_DIR (stopped, unmounted)
-#   BENCH_BUILD          what is built and installed: tree (the working tree:
-#                        make -s && make -s install), head (the last commit,
-#                        from `git archive HEAD`, when others are editing src/),
-#                        none (the cmk already installed)            [tree]
+#   BENCH_BUILD          what is built: tree (the working tree, `make -s`),
+#                        head (the last commit, from `git archive HEAD`, when
+#                        others are editing src/), none (the cmk.so already
+#                        in the system's $libdir)                     [tree]
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -62,37 +78,45 @@ fi
 
 quick=${BENCH_QUICK:-0}
 q() { if [ "$quick" = 1 ]; then echo "$2"; else echo "$1"; fi; }
-: "${BENCH_ROUNDS:=$(q 3 2)}"
-: "${BENCH_T:=$(q 30 5)}"
-: "${BENCH_WARMUP:=$(q 5 2)}"
-: "${BENCH_CLIENTS:=4}"
-: "${BENCH_JOBS:=2}"
-: "${BENCH_SCALE:=$(q 50 5)}"
-: "${BENCH_SHARED_BUFFERS:=$(q 128MB 16MB)}"
-: "${BENCH_COPY_ROWS:=$(q 10000000 500000)}"
-: "${BENCH_SORT_ROWS:=$(q 3000000 500000)}"
-: "${BENCH_WORK_MEM:=$(q 4MB 1MB)}"
-: "${BENCH_WAL_MB:=$(q 512 128)}"
-: "${BENCH_STARTS:=$(q 5 2)}"
-: "${BENCH_PAIRS:=$(q 8 2)}"
+: "${BENCH_ROUNDS:=$(q 3 1)}"
+: "${BENCH_PAIRS:=$(q 6 2)}"
+all_cases="select_only tpcb insert64 scan scan_par ctas vacuum_full create_index sort hash_join copy wal_write"
+: "${BENCH_CASES:=$all_cases}"
+: "${BENCH_PAIR_CASES:=$all_cases}"
+: "${BENCH_CHECKSUMS:=on off}"
+: "${BENCH_SYSTEMS:=plain cmk gocryptfs}"
+: "${BENCH_T:=$(q 20 3)}"
 : "${BENCH_PAIR_T:=$(q 10 3)}"
+: "${BENCH_WARMUP:=$(q 5 2)}"
+: "${BENCH_CLIENTS:=2}"
+: "${BENCH_INSERT_CLIENTS:=$(q 64 16)}"
+: "${BENCH_JOBS:=2}"
+: "${BENCH_SCALE:=$(q 30 5)}"
+: "${BENCH_SHARED_BUFFERS:=$(q 64MB 16MB)}"
+: "${BENCH_SCAN_ROWS:=$(q 4000000 300000)}"
+: "${BENCH_SORT_ROWS:=$(q 3000000 300000)}"
+: "${BENCH_JOIN_ROWS:=$(q 2000000 200000)}"
+: "${BENCH_WORK_MEM:=$(q 4MB 1MB)}"
+: "${BENCH_COPY_ROWS:=$(q 5000000 300000)}"
+: "${BENCH_WAL_MB:=$(q 512 64)}"
+: "${BENCH_STARTS:=$(q 3 1)}"
 : "${BENCH_CIPHER_ROUNDS:=$(q 3 1)}"
 : "${BENCH_CIPHER_SECS:=$(q 3 1)}"
-: "${BENCH_SYSTEMS:=plain cmk gocryptfs}"
 : "${BENCH_KV:=1}"
 : "${BENCH_KEK_BITS:=3072}"
 : "${BENCH_QUIET_BUSY:=0.2}"
 : "${BENCH_QUIET_WAIT:=$(q 120 5)}"
 : "${BENCH_FOREIGN_MAX:=0.1}"
-: "${BENCH_RETRIES:=$(q 2 0)}"
+: "${BENCH_RETRIES:=$(q 1 0)}"
 : "${BENCH_DIR:=/var/tmp/cmk-bench}"
 : "${BENCH_CSV_DIR:=/dev/shm/cmk-bench}"
 : "${BENCH_OUT:=$(q "$repo/bench/results" "$repo/bench/results/quick")}"
 : "${BENCH_KEEP:=0}"
 : "${BENCH_BUILD:=tree}"
-settings=(BENCH_QUICK BENCH_ROUNDS BENCH_T BENCH_WARMUP BENCH_CLIENTS BENCH_JOBS BENCH_SCALE
-          BENCH_SHARED_BUFFERS BENCH_COPY_ROWS BENCH_SORT_ROWS BENCH_WORK_MEM BENCH_WAL_MB
-          BENCH_STARTS BENCH_PAIRS BENCH_PAIR_T BENCH_CIPHER_ROUNDS BENCH_CIPHER_SECS BENCH_SYSTEMS BENCH_KV BENCH_KEK_BITS
+settings=(BENCH_QUICK BENCH_ROUNDS BENCH_PAIRS BENCH_CASES BENCH_PAIR_CASES BENCH_CHECKSUMS BENCH_SYSTEMS
+          BENCH_T BENCH_PAIR_T BENCH_WARMUP BENCH_CLIENTS BENCH_INSERT_CLIENTS BENCH_JOBS BENCH_SCALE
+          BENCH_SHARED_BUFFERS BENCH_SCAN_ROWS BENCH_SORT_ROWS BENCH_JOIN_ROWS BENCH_WORK_MEM BENCH_COPY_ROWS
+          BENCH_WAL_MB BENCH_STARTS BENCH_CIPHER_ROUNDS BENCH_CIPHER_SECS BENCH_KV BENCH_KEK_BITS
           BENCH_QUIET_BUSY BENCH_QUIET_WAIT BENCH_FOREIGN_MAX BENCH_RETRIES BENCH_BUILD BENCH_DIR BENCH_CSV_DIR)
 BENCH_QUICK=$quick
 
@@ -111,7 +135,7 @@ SRC_EXPORT=/var/tmp/cmk-bench-src
 is_mounted() { grep -qs " $1 fuse" /proc/mounts; }
 stop_everything() {
   set +e
-  for d in "$BENCH_DIR"/*/data "$BENCH_DIR"/gocryptfs/mnt/data; do
+  for d in "$BENCH_DIR"/*/data "$BENCH_DIR"/gocryptfs/mnt/data-*; do
     if [ -f "$d/postmaster.pid" ]; then
       runuser -u postgres -- "$pgbin/pg_ctl" -D "$d" -m fast -w -t 120 stop >/dev/null 2>&1 ||
         runuser -u postgres -- "$pgbin/pg_ctl" -D "$d" -m immediate -w stop >/dev/null 2>&1
@@ -205,25 +229,27 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 echo "all present"
 
-# ---- build and install cmk -----------------------------------------------
-pkglib=$("$pgbin/pg_config" --pkglibdir)
+# ---- build cmk (never installed into the system's $libdir) -------------------
 if [ "$BENCH_BUILD" != none ]; then
-  say "Build and install cmk ($cmk_commit)"
-  if ! (cd "$src" && make -s -j"$(nproc)" >/dev/null && make -s install >/dev/null); then
+  say "Build cmk ($cmk_commit)"
+  if ! (cd "$src" && make -s -j"$(nproc)" >/dev/null); then
     [ "$BENCH_BUILD" = tree ] && echo "the working tree does not build (someone editing src/?); BENCH_BUILD=head builds the last commit instead" >&2
     exit 1
   fi
-  echo "installed $pkglib/cmk.so"
+  cmk_so=$src/cmk.so
+else
+  cmk_so=$("$pgbin/pg_config" --pkglibdir)/cmk.so
 fi
-[ -f "$pkglib/cmk.so" ] || { echo "no $pkglib/cmk.so" >&2; exit 1; }
+[ -f "$cmk_so" ] || { echo "no $cmk_so" >&2; exit 1; }
+echo "cmk under test: $cmk_so"
 
 # ---- a fresh bench directory -----------------------------------------------
 say "Bench directory $BENCH_DIR"
 install -d -o postgres -g postgres -m 700 "$BENCH_DIR" "$BENCH_DIR/out" "$BENCH_DIR/lib"
 install -d -o postgres -g postgres -m 700 "$BENCH_CSV_DIR"
-# The cmk under test is a copy of what was just installed, so that another
-# `make install` during the run cannot change it between rounds.
-install -o postgres -g postgres -m 755 "$pkglib/cmk.so" "$BENCH_DIR/lib/cmk.so"
+# The cmk under test is a copy of what was just built, so that another build
+# during the run cannot change it between rounds.
+install -o postgres -g postgres -m 755 "$cmk_so" "$BENCH_DIR/lib/cmk.so"
 echo "cluster files on $(df --output=source,fstype "$BENCH_DIR" | tail -1 | tr -s ' '), COPY file on $(df --output=source,fstype "$BENCH_CSV_DIR" | tail -1 | tr -s ' ')"
 
 # ---- gocryptfs ------------------------------------------------------------
@@ -248,7 +274,7 @@ if [[ " $BENCH_SYSTEMS " == *" gocryptfs "* ]]; then
     gocryptfs_why="gocryptfs -init failed: $(tail -1 "$g/init.log")"
   elif ! gocryptfs -q -nosyslog -allow_other -passfile "$g/password" "$g/cipher" "$g/mnt" >"$g/mount.log" 2>&1; then
     gocryptfs_why="gocryptfs mount failed (FUSE unusable here?): $(tail -1 "$g/mount.log")"
-  elif ! runuser -u postgres -- sh -c "mkdir -m 700 '$g/mnt/data' && echo ok > '$g/mnt/probe' && rm '$g/mnt/probe'"; then
+  elif ! runuser -u postgres -- sh -c "echo ok > '$g/mnt/probe' && rm '$g/mnt/probe'"; then
     gocryptfs_why="the postgres user cannot write into the gocryptfs mount"
   else
     gocryptfs_ok=1
@@ -302,10 +328,10 @@ cfg="$BENCH_DIR/config.sh"
   printf 'export BENCH_REPO=%q\n' "$repo"
   printf 'export BENCH_CGROUP=%q\n' "$BENCH_CGROUP"
   printf 'export BENCH_CMK_SO=%q\n' "$BENCH_DIR/lib/cmk.so"
-  printf 'export BENCH_GOCRYPTFS_DATA=%q\n' "$BENCH_DIR/gocryptfs/mnt/data"
+  printf 'export BENCH_GOCRYPTFS_MNT=%q\n' "$BENCH_DIR/gocryptfs/mnt"
 } > "$cfg"
 chown postgres:postgres "$cfg"
-say "Suite (as postgres): systems $BENCH_SYSTEMS, $BENCH_ROUNDS rounds"
+say "Suite (as postgres): systems $BENCH_SYSTEMS, checksums $BENCH_CHECKSUMS, $BENCH_ROUNDS rounds, $BENCH_PAIRS pairs"
 (cd "$BENCH_DIR" && runuser -u postgres -- bash "$here/suite.sh" "$cfg")
 
 # ---- report ---------------------------------------------------------------------

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The benchmark rounds, run by bench/run.sh as the postgres user:
 #   bash bench/suite.sh CONFIG    (CONFIG: the settings file run.sh writes)
-# Creates one fresh cluster per system once (same binaries, same settings),
-# then runs the rounds alternating the systems; only the system under test
-# runs. Appends every measurement to $BENCH_DIR/out/samples.csv and notes
-# to $BENCH_DIR/out/info.txt; bench/report.py turns them into the report.
+# Creates one fresh cluster per system and data-checksum setting once (same
+# binaries, same settings otherwise; an instance is named <system>.<on|off>,
+# e.g. cmk.off), then runs the rounds alternating the instances (only the
+# instance under test runs), then the paired phase (all up, short runs
+# alternating A B C ... / ... C B A). Appends every measurement to
+# $BENCH_DIR/out/samples.csv and notes to $BENCH_DIR/out/info.txt;
+# bench/report.py turns them into the report.
 set -euo pipefail
 . "$1"
 export PATH=/usr/lib/postgresql/15/bin:$PATH
@@ -51,14 +54,32 @@ foreign() {
 record() { echo "$1,$2,$3,$4,$5,$(foreign)" >> "$SAMPLES"; }   # round system benchmark unit value
 note() { echo "$1=$2" >> "$INFO"; }
 
+# The statements of the scan, sort and hash-join cases (the report shows them).
+SCAN_Q="SELECT count(*), max(s) FROM big"
+SCAN_SET="SET max_parallel_workers_per_gather = 0"
+SCAN_PAR_SET="SET max_parallel_workers_per_gather = 2"
+SORT_Q="SELECT count(*) FROM (SELECT k FROM sort_src ORDER BY k) s"
+HJ_SET="SET work_mem = '$BENCH_WORK_MEM'; SET max_parallel_workers_per_gather = 0; SET enable_mergejoin = off; SET enable_nestloop = off"
+HJ_Q="SELECT count(*), max(a || b) FROM hj_a JOIN hj_b USING (id)"
+
+kind_of() { echo "${1%%.*}"; }            # cmk.off -> cmk
+checksums_of() { [ "$1" = cmk-kv ] && echo on || echo "${1##*.}"; }   # cmk.off -> off
 datadir() {
   case "$1" in
-    gocryptfs) echo "$BENCH_GOCRYPTFS_DATA" ;;
+    gocryptfs.*) echo "$BENCH_GOCRYPTFS_MNT/data-$(checksums_of "$1")" ;;
     *) echo "$BENCH_DIR/$1/data" ;;
   esac
 }
+# Instances, in round order: every system with checksums on, then off.
+INSTANCES=()
+for ck in $BENCH_CHECKSUMS; do
+  for k in $BENCH_SYSTEMS; do INSTANCES+=("$k.$ck"); done
+done
 port() {
-  case "$1" in plain) echo 5491 ;; cmk) echo 5492 ;; gocryptfs) echo 5493 ;; cmk-kv) echo 5494 ;; esac
+  local i
+  [ "$1" = cmk-kv ] && { echo 5490; return; }
+  for i in "${!INSTANCES[@]}"; do [ "${INSTANCES[$i]}" = "$1" ] && { echo $((5491 + i)); return; }; done
+  die "no port for $1"
 }
 # The server's environment: the Key Vault credentials for cmk-kv only.
 srv_env() {
@@ -74,11 +95,12 @@ sqlv() { local s=$1; shift; psql -X -A -t -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$
 
 # ---- clusters -----------------------------------------------------------------
 make_cluster() {
-  local s=$1 d
+  local s=$1 d ck=()
   d=$(datadir "$s")
   mkdir -p "$d"
   chmod 700 "$d"
-  initdb -D "$d" --data-checksums -A trust -U postgres --locale=C --encoding=UTF8 >"$LOGS/$s.initdb.log" 2>&1 ||
+  [ "$(checksums_of "$s")" = on ] && ck=(--data-checksums)
+  initdb -D "$d" "${ck[@]}" -A trust -U postgres --locale=C --encoding=UTF8 >"$LOGS/$s.initdb.log" 2>&1 ||
     { tail "$LOGS/$s.initdb.log" >&2; die "initdb $s"; }
   cat >> "$d/postgresql.conf" <<EOC
 
@@ -95,7 +117,7 @@ log_line_prefix = '%m [%p] '
 dynamic_library_path = '$(dirname "$BENCH_CMK_SO"):\$libdir'
 EOC
   case "$s" in
-    cmk) cat >> "$d/postgresql.conf" <<EOC
+    cmk.*) cat >> "$d/postgresql.conf" <<EOC
 shared_preload_libraries = 'cmk'
 cmk.key_url = 'file:$BENCH_DIR/kek.pem'
 EOC
@@ -113,30 +135,62 @@ log "KEK: RSA $BENCH_KEK_BITS in $BENCH_DIR/kek.pem"
 openssl genpkey -quiet -algorithm RSA -pkeyopt rsa_keygen_bits:"$BENCH_KEK_BITS" -out "$BENCH_DIR/kek.pem"
 chmod 600 "$BENCH_DIR/kek.pem"
 
-SYSTEMS=($BENCH_SYSTEMS)
-for s in "${SYSTEMS[@]}"; do
+# What every cluster holds (the same data for every instance):
+#   pgbench tables, scale BENCH_SCALE (select-only, tpcb-like);
+#   big: BENCH_SCAN_ROWS rows of (id, md5 text, 64-char pad), frozen and
+#        checkpointed, so a scan only reads (no hint bits to set, nothing to
+#        write back): the cold sequential scan, CREATE TABLE AS, VACUUM FULL
+#        and CREATE INDEX work on it;
+#   sort_src: BENCH_SORT_ROWS rows of md5 text (the spilling sort);
+#   hj_a, hj_b: BENCH_JOIN_ROWS rows each (the spilling hash join);
+#   ins_t: the target of the 64-client INSERT load.
+cat > "$BENCH_DIR/insert.sql" <<'EOS'
+INSERT INTO ins_t (k, t) VALUES (:client_id, 'a small row of about sixty bytes, one per transaction');
+EOS
+# cmk's first start sweeps the catalogs initdb wrote (pg_cmk/sweep says
+# "done <generation>" when it has finished): wait for it, so that no
+# measurement runs beside it.
+wait_sweep() {
+  local d i
+  d=$(datadir "$1")
+  for i in $(seq 600); do
+    grep -qs '^done' "$d/pg_cmk/sweep" && return 0
+    sleep 1
+  done
+  die "the sweep of $1 did not finish in 600 s"
+}
+for s in "${INSTANCES[@]}"; do
   t0=$(now_ns)
-  log "$s: initdb, pgbench -i -s $BENCH_SCALE, sort table of $BENCH_SORT_ROWS rows"
+  log "$s: initdb (checksums $(checksums_of "$s")), pgbench -i -s $BENCH_SCALE, big ($BENCH_SCAN_ROWS rows), sort_src, hj_a/hj_b"
   make_cluster "$s"
   start "$s"
   createdb -h "$SOCK" -p "$(port "$s")" bench
   pgbench -i -q -s "$BENCH_SCALE" -h "$SOCK" -p "$(port "$s")" bench >"$LOGS/$s.pgbench-init.log" 2>&1 ||
     { tail "$LOGS/$s.pgbench-init.log" >&2; die "pgbench -i on $s"; }
   sql "$s" <<EOQ
+CREATE TABLE big AS SELECT g AS id, md5(g::text) AS s, repeat(md5(g::text), 2) AS pad FROM generate_series(1, $BENCH_SCAN_ROWS) g;
 CREATE TABLE sort_src AS SELECT g AS id, md5(g::text) AS k FROM generate_series(1, $BENCH_SORT_ROWS) g;
-VACUUM ANALYZE sort_src;
+CREATE TABLE hj_a AS SELECT g AS id, md5(g::text) AS a FROM generate_series(1, $BENCH_JOIN_ROWS) g;
+CREATE TABLE hj_b AS SELECT g AS id, md5((-g)::text) AS b FROM generate_series(1, $BENCH_JOIN_ROWS) g;
+CREATE TABLE ins_t (id bigserial PRIMARY KEY, k int, t text);
+VACUUM (FREEZE, ANALYZE);
 CHECKPOINT;
 EOQ
-  if [ "$s" = cmk ]; then
-    note cmk_keyring "$(grep -m1 -E 'cmk: .*keyring' "$LOGS/cmk.log" | sed 's/.*LOG: *//')."
-  fi
-  if [ "$s" = "${SYSTEMS[0]}" ]; then
+  case "$s" in cmk.*) wait_sweep "$s"; note "cmk_keyring" "$(grep -m1 -E 'cmk: .*keyring' "$LOGS/$s.log" | sed 's/.*LOG: *//')." ;; esac
+  if [ "$s" = "${INSTANCES[0]}" ]; then
+    note scan_q "$SCAN_Q"
     note db_size "$(sqlv "$s" -c "SELECT pg_size_pretty(pg_database_size('bench'))")"
     note accounts_size "$(sqlv "$s" -c "SELECT pg_size_pretty(pg_total_relation_size('pgbench_accounts'))")"
+    note big_size "$(sqlv "$s" -c "SELECT pg_size_pretty(pg_relation_size('big'))")"
+    note big_pages "$(sqlv "$s" -c "SELECT pg_relation_size('big') / current_setting('block_size')::int")"
     note sort_src_size "$(sqlv "$s" -c "SELECT pg_size_pretty(pg_total_relation_size('sort_src'))")"
+    note hj_size "$(sqlv "$s" -c "SELECT pg_size_pretty(pg_total_relation_size('hj_a') + pg_total_relation_size('hj_b'))")"
     note sort_plan "$(sqlv "$s" -c "SET work_mem = '$BENCH_WORK_MEM'; SET max_parallel_workers_per_gather = 0;" \
-        -c "EXPLAIN (ANALYZE, COSTS off, TIMING off) SELECT count(*) FROM (SELECT k FROM sort_src ORDER BY k) s" |
-        grep -E 'Sort Method' | sed 's/^ *//')"
+        -c "EXPLAIN (ANALYZE, COSTS off, TIMING off) $SORT_Q" | grep -E 'Sort Method' | sed 's/^ *//')"
+    note hj_plan "$(sqlv "$s" -c "$HJ_SET" -c "EXPLAIN (ANALYZE, COSTS off, TIMING off) $HJ_Q" |
+        grep -E 'Hash Join|Buckets' | sed 's/^ *//' | paste -sd ';' | sed 's/;/; /g')"
+    note scan_par_plan "$(sqlv "$s" -c "$SCAN_PAR_SET" -c "EXPLAIN (ANALYZE, COSTS off, TIMING off) $SCAN_Q" |
+        grep -E 'Workers (Planned|Launched)' | sed 's/^ *//' | paste -sd ';' | sed 's/;/; /g')"
     log "COPY file: $BENCH_COPY_ROWS rows into $CSV"
     sql "$s" -c "COPY (SELECT g, g % 1000, md5(g::text) || md5((g + 1)::text),
                               timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second'
@@ -216,13 +270,24 @@ run_pgbench() {   # system round benchmark [pgbench args]
   local s=$1 r=$2 b=$3 out tps
   shift 3
   mark
-  out=$(pgbench -n -c "$BENCH_CLIENTS" -j "$BENCH_JOBS" -T "${PGBENCH_T:-$BENCH_T}" -h "$SOCK" -p "$(port "$s")" "$@" bench 2>&1) ||
+  out=$(pgbench -n -j "$BENCH_JOBS" -T "$PGBENCH_T" -h "$SOCK" -p "$(port "$s")" "$@" bench 2>&1) ||
     { echo "$out" >&2; die "pgbench $b on $s"; }
   echo "$out" > "$LOGS/$s.r$r.$b.log"
   tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p')
   [ -n "$tps" ] || { echo "$out" >&2; die "no tps from pgbench $b on $s"; }
   record "$r" "$s" "$b" tps "$tps"
   echo "$tps"
+}
+
+# Times one SQL script (psql -c arguments), records seconds.
+run_timed() {   # system round benchmark psql-args...
+  local s=$1 r=$2 b=$3 t0 t1
+  shift 3
+  mark; t0=$(now_ns)
+  sql "$s" "$@" >/dev/null
+  t1=$(now_ns)
+  record "$r" "$s" "$b" s "$(secs "$t0" "$t1")"
+  secs "$t0" "$t1"
 }
 
 # Waits for the machine to be quiet (other people's work) and notes it.
@@ -235,60 +300,83 @@ gate() {   # round system
 
 wal_msgs=$(( BENCH_WAL_MB * 16 ))   # 64 kB each
 
-# One function per benchmark: prepares, measures (mark ... record) and
-# cleans up, and prints the value.
-b_select_only() { run_pgbench "$1" "$2" select_only -S; }
-b_tpcb() { sql "$1" -c CHECKPOINT; run_pgbench "$1" "$2" tpcb; }
+# One function per benchmark: b_<case> INSTANCE ROUND NAME prepares
+# (untimed), measures (mark ... record under NAME: <case>, or
+# <case>_paired in the paired phase), cleans up (untimed) and prints the
+# value. PGBENCH_T is the length of a pgbench run.
+b_select_only() { run_pgbench "$1" "$2" "$3" -c "$BENCH_CLIENTS" -S; }
+b_tpcb() { sql "$1" -c CHECKPOINT; run_pgbench "$1" "$2" "$3" -c "$BENCH_CLIENTS"; }
+# Many clients, each committing one small INSERT per transaction: WAL
+# flushes (group commit) dominate; cmk encrypts every WAL page written.
+b_insert64() {
+  sql "$1" -c "TRUNCATE ins_t" -c CHECKPOINT
+  run_pgbench "$1" "$2" "$3" -c "$BENCH_INSERT_CLIENTS" -f "$BENCH_DIR/insert.sql"
+}
+# Cold sequential scan: big is several times shared_buffers, so the scan
+# reads it through a 256 kB ring: every page comes from the OS page cache
+# and, with cmk, is decrypted. Without and with 2 parallel workers.
+b_scan() { run_timed "$1" "$2" "$3" -c "$SCAN_SET" -c "$SCAN_Q"; }
+b_scan_par() { run_timed "$1" "$2" "$3" -c "$SCAN_PAR_SET" -c "$SCAN_Q"; }
+# Rewrites: each reads big and writes a relation (pages and WAL, both
+# encrypted by cmk); the result is dropped and checkpointed untimed.
+b_ctas() {
+  local v
+  v=$(run_timed "$1" "$2" "$3" -c "CREATE TABLE ctas_t AS SELECT * FROM big")
+  sql "$1" -c "DROP TABLE ctas_t" -c CHECKPOINT
+  echo "$v"
+}
+b_vacuum_full() {
+  local v
+  sql "$1" -c CHECKPOINT
+  v=$(run_timed "$1" "$2" "$3" -c "VACUUM FULL big")
+  sql "$1" -c CHECKPOINT
+  echo "$v"
+}
+# The index build sorts 4M md5 strings with the default
+# maintenance_work_mem (64 MB): it spills to temporary files too.
+b_create_index() {
+  local v
+  sql "$1" -c CHECKPOINT
+  v=$(run_timed "$1" "$2" "$3" -c "CREATE INDEX big_s ON big (s)")
+  sql "$1" -c "DROP INDEX big_s" -c CHECKPOINT
+  echo "$v"
+}
+# Sort and hash join spilling to temporary files (encrypted by cmk).
+b_sort() { run_timed "$1" "$2" "$3" -c "SET work_mem = '$BENCH_WORK_MEM'" -c "SET max_parallel_workers_per_gather = 0" -c "$SORT_Q"; }
+b_hash_join() { run_timed "$1" "$2" "$3" -c "$HJ_SET" -c "$HJ_Q"; }
 
 # WAL: one backend writes BENCH_WAL_MB of 64 kB logical messages in one
 # transaction; its commit flushes them all.
 b_wal_write() {
-  local s=$1 r=$2 t0 t1 lsn0
+  local s=$1 r=$2 v lsn0
   sql "$s" -c CHECKPOINT
   lsn0=$(sqlv "$s" -c "SELECT pg_current_wal_lsn()")
-  mark; t0=$(now_ns)
-  sql "$s" -c "SELECT count(pg_logical_emit_message(true, 'cmk-bench', repeat('x', 65536))) FROM generate_series(1, $wal_msgs)" >/dev/null
-  t1=$(now_ns)
-  record "$r" "$s" wal_write s "$(secs "$t0" "$t1")"
-  [ "$r" = 1 ] && note "wal_write_mb_$s" "$(sqlv "$s" -c "SELECT round((pg_current_wal_lsn() - '$lsn0'::pg_lsn) / 1048576.0)")"
-  secs "$t0" "$t1"
+  v=$(run_timed "$s" "$r" "$3" -c "SELECT count(pg_logical_emit_message(true, 'cmk-bench', repeat('x', 65536))) FROM generate_series(1, $wal_msgs)")
+  [ "$r" = 1 ] && [ "$3" = wal_write ] && note "wal_write_mb_$s" "$(sqlv "$s" -c "SELECT round((pg_current_wal_lsn() - '$lsn0'::pg_lsn) / 1048576.0)")"
+  echo "$v"
 }
 
 # COPY of the CSV into a fresh table (WAL-logged: wal_level = replica).
 b_copy() {
-  local s=$1 r=$2 t0 t1 lsn0
+  local s=$1 r=$2 v lsn0
   sql "$s" -c "DROP TABLE IF EXISTS copy_t" -c "CREATE TABLE copy_t (id bigint, k int, t text, ts timestamptz)" -c CHECKPOINT
   lsn0=$(sqlv "$s" -c "SELECT pg_current_wal_lsn()")
-  mark; t0=$(now_ns)
-  sql "$s" -c "COPY copy_t FROM '$CSV' WITH (FORMAT csv)"
-  t1=$(now_ns)
-  record "$r" "$s" copy s "$(secs "$t0" "$t1")"
-  if [ "$r" = 1 ]; then
+  v=$(run_timed "$s" "$r" "$3" -c "COPY copy_t FROM '$CSV' WITH (FORMAT csv)")
+  if [ "$r" = 1 ] && [ "$3" = copy ]; then
     note "copy_wal_mb_$s" "$(sqlv "$s" -c "SELECT round((pg_current_wal_lsn() - '$lsn0'::pg_lsn) / 1048576.0)")"
     note "copy_table_size_$s" "$(sqlv "$s" -c "SELECT pg_size_pretty(pg_total_relation_size('copy_t'))")"
   fi
   sql "$s" -c "DROP TABLE copy_t" -c CHECKPOINT
-  secs "$t0" "$t1"
-}
-
-# Sort spilling to temporary files.
-b_sort() {
-  local s=$1 r=$2 t0 t1
-  mark; t0=$(now_ns)
-  sql "$s" -c "SET work_mem = '$BENCH_WORK_MEM'" -c "SET max_parallel_workers_per_gather = 0" \
-      -c "SELECT count(*) FROM (SELECT k FROM sort_src ORDER BY k) s" >/dev/null
-  t1=$(now_ns)
-  record "$r" "$s" sort s "$(secs "$t0" "$t1")"
-  secs "$t0" "$t1"
+  echo "$v"
 }
 
 # Runs a benchmark; when other processes took more than BENCH_FOREIGN_MAX of
 # the CPU during it, waits for a quiet machine and runs it again, at most
 # BENCH_RETRIES times (every run is a sample; the report prefers clean ones).
-measure() {   # system round benchmark
-  local s=$1 r=$2 b=$3 try=0 v f
+measure() {   # system round case [name]
+  local s=$1 r=$2 b=$3 name=${4:-$3} try=0 v f
   while :; do
-    v=$("b_$b" "$s" "$r")
+    v=$("b_$b" "$s" "$r" "$name")
     f=$(tail -1 "$SAMPLES" | cut -d, -f6)
     if [ -z "$f" ] || awk -v f="$f" -v m="$BENCH_FOREIGN_MAX" 'BEGIN {exit !(f <= m)}' || [ "$try" -ge "$BENCH_RETRIES" ]; then
       break
@@ -299,59 +387,57 @@ measure() {   # system round benchmark
   echo "$v"
 }
 
-round_of() {   # system round
-  local s=$1 r=$2 rs x y w c o
+warm() { pgbench -n -S -c "$BENCH_CLIENTS" -j "$BENCH_JOBS" -T "$BENCH_WARMUP" -h "$SOCK" -p "$(port "$1")" bench >/dev/null 2>&1; }
+
+round_of() {   # instance round
+  local s=$1 r=$2 rs c line=""
   rs=$(now_ns)
-  time_starts "$s" "$r"
+  [ "$BENCH_STARTS" -gt 0 ] && time_starts "$s" "$r"
   start "$s"
-  pgbench -n -S -c "$BENCH_CLIENTS" -j "$BENCH_JOBS" -T "$BENCH_WARMUP" -h "$SOCK" -p "$(port "$s")" bench >/dev/null 2>&1
-  x=$(measure "$s" "$r" select_only)
-  y=$(measure "$s" "$r" tpcb)
-  w=$(measure "$s" "$r" wal_write)
-  c=$(measure "$s" "$r" copy)
-  o=$(measure "$s" "$r" sort)
+  warm "$s"
+  for c in $BENCH_CASES; do
+    line+=" $c $(PGBENCH_T=$BENCH_T measure "$s" "$r" "$c")"
+  done
   stop "$s"
-  log "round $r $s: -S $x tps, tpcb $y tps, WAL $w s, COPY $c s, sort $o s ($(secs "$rs" "$(now_ns)") s)"
+  log "round $r $s:$line ($(secs "$rs" "$(now_ns)") s)"
 }
 
-for r in $(seq "$BENCH_ROUNDS"); do
-  for s in "${SYSTEMS[@]}"; do
-    log "round $r $s: quiet gate: $(gate "$r" "$s")"
-    round_of "$s" "$r"
+if [ "$BENCH_ROUNDS" -gt 0 ]; then
+  for r in $(seq "$BENCH_ROUNDS"); do
+    for s in "${INSTANCES[@]}"; do
+      log "round $r $s: quiet gate: $(gate "$r" "$s")"
+      round_of "$s" "$r"
+    done
+    if [ $kv_ok = 1 ] && [ "$BENCH_STARTS" -gt 0 ]; then
+      log "round $r cmk-kv: quiet gate: $(gate "$r" cmk-kv)"
+      time_starts cmk-kv "$r"
+      log "round $r cmk-kv: $BENCH_STARTS + $BENCH_STARTS starts"
+    fi
   done
-  if [ $kv_ok = 1 ]; then
-    log "round $r cmk-kv: quiet gate: $(gate "$r" cmk-kv)"
-    time_starts cmk-kv "$r"
-    log "round $r cmk-kv: $BENCH_STARTS + $BENCH_STARTS starts"
-  fi
-done
+fi
 
-# Paired pgbench. On this shared VM pgbench's tps drifts by tens of percent
-# over minutes (see the spreads of the rounds), more than what is measured.
-# So every system's server runs at once (only one is measured at a time) and
-# short runs alternate A B C, C B A, ...: neighbouring runs see the same
-# machine, and the report takes, per system, the median of its ratios to
-# plain's run in the same pair.
+# Paired phase. On this shared VM throughput drifts by tens of percent over
+# minutes (see the spreads of the rounds), more than what is measured. So
+# every instance's server runs at once (only one is measured at a time) and,
+# case by case, short runs alternate A B C ..., then ... C B A in the next
+# pair: neighbouring runs see the same machine, and the report takes, per
+# instance, the median of its ratios to plain's run (same checksum setting)
+# in the same pair.
 if [ "$BENCH_PAIRS" -gt 0 ]; then
-  log "paired pgbench: quiet gate: $(gate pairs all)"
-  for s in "${SYSTEMS[@]}"; do
-    start "$s"
-    pgbench -n -S -c "$BENCH_CLIENTS" -j "$BENCH_JOBS" -T "$BENCH_WARMUP" -h "$SOCK" -p "$(port "$s")" bench >/dev/null 2>&1
-  done
+  log "paired phase: quiet gate: $(gate pairs all)"
+  for s in "${INSTANCES[@]}"; do start "$s"; warm "$s"; done
   for p in $(seq "$BENCH_PAIRS"); do
-    order=("${SYSTEMS[@]}")
-    (( p % 2 == 0 )) && order=($(printf '%s\n' "${SYSTEMS[@]}" | tac))
-    line=""
-    for s in "${order[@]}"; do
-      line+=" $s -S $(PGBENCH_T=$BENCH_PAIR_T run_pgbench "$s" "$p" select_only_paired -S)"
+    order=("${INSTANCES[@]}")
+    (( p % 2 == 0 )) && order=($(printf '%s\n' "${INSTANCES[@]}" | tac))
+    for c in $BENCH_PAIR_CASES; do
+      line=""
+      for s in "${order[@]}"; do
+        line+=" $s $(PGBENCH_T=$BENCH_PAIR_T measure "$s" "$p" "$c" "${c}_paired")"
+      done
+      log "pair $p $c:$line"
     done
-    for s in "${order[@]}"; do
-      sql "$s" -c CHECKPOINT
-      line+=" $s tpcb $(PGBENCH_T=$BENCH_PAIR_T run_pgbench "$s" "$p" tpcb_paired)"
-    done
-    log "pair $p:$line"
   done
-  for s in "${SYSTEMS[@]}"; do stop "$s"; done
+  for s in "${INSTANCES[@]}"; do stop "$s"; done
 fi
 
 # Make sure cmk really encrypted what it wrote in this run: the md5 text of
@@ -360,21 +446,28 @@ fi
 # in plain's WAL and not in cmk's.
 found() { grep -rlqa "$1" "$2" 2>/dev/null && echo found || echo absent; }
 wal_canary="cmk-bench-wal-canary-$$"
-if [[ " ${SYSTEMS[*]} " == *" cmk "* ]]; then
-  for s in plain cmk; do
-    [[ " ${SYSTEMS[*]} " == *" $s "* ]] || continue
+m=$(printf 1 | md5sum | cut -c1-32)
+checks_p=()
+checks_w=()
+for ck in $BENCH_CHECKSUMS; do
+  [[ " ${INSTANCES[*]} " == *" cmk.$ck "* ]] || continue
+  for s in "plain.$ck" "cmk.$ck"; do
+    [[ " ${INSTANCES[*]} " == *" $s "* ]] || continue
     start "$s"
     sql "$s" -c "SELECT pg_logical_emit_message(true, '$wal_canary', 'flushed at commit')" >/dev/null
     stop "$s"
+    checks_p+=("$s $(found "$m" "$(datadir "$s")/base")")
+    checks_w+=("$s $(found "$wal_canary" "$(datadir "$s")/pg_wal")")
   done
   # Distinct messages with counts; a background worker ended by a fast
   # shutdown logs a FATAL by design and is left out.
-  note cmk_log_errors "$(grep -E 'ERROR|FATAL|PANIC' "$LOGS/cmk.log" | grep -v 'due to administrator command' |
+  note "cmk_log_errors_$ck" "$(grep -E 'ERROR|FATAL|PANIC' "$LOGS/cmk.$ck.log" | grep -v 'due to administrator command' |
     sed -E 's/^[0-9-]+ [0-9:.]+ [A-Z]+ \[[0-9]+\] //' | cut -c1-160 | sort | uniq -c | sort -rn | head -5 |
     sed -E 's/^ *([0-9]+) (.*)$/\1 × `\2`/' | paste -sd ';' | sed 's/;/; /g')"
-  m=$(printf 1 | md5sum | cut -c1-32)
-  note check_pages "sort_src's '$m' in base/: plain $(found "$m" "$(datadir plain)/base"), cmk $(found "$m" "$(datadir cmk)/base")"
-  note check_wal "'$wal_canary' in pg_wal/: plain $(found "$wal_canary" "$(datadir plain)/pg_wal"), cmk $(found "$wal_canary" "$(datadir cmk)/pg_wal")"
+done
+if [ ${#checks_p[@]} -gt 0 ]; then
+  note check_pages "sort_src's '$m' in base/: $(IFS=,; echo "${checks_p[*]}" | sed 's/,/, /g')"
+  note check_wal "'$wal_canary' in pg_wal/: $(IFS=,; echo "${checks_w[*]}" | sed 's/,/, /g')"
 fi
 [ $kv_ok = 1 ] && [ -f "$BENCH_DIR/kv/pid" ] && kill "$(cat "$BENCH_DIR/kv/pid")" 2>/dev/null || true
 log "suite done"

@@ -34,7 +34,7 @@ import datetime
 HERE = os.path.dirname(os.path.abspath(__file__))
 EMU = os.path.join(HERE, "kv_emulator.py")
 sys.path.insert(0, HERE)
-import kv_emulator  # noqa: E402  (its argument parser and admin client, used in-process for speed)
+from kvemu import cli as kv_emulator  # noqa: E402  (the admin command line, used in-process for speed)
 TENANT = "11111111-1111-1111-1111-111111111111"
 OTHER_TENANT = "22222222-2222-2222-2222-222222222222"
 APP, SECRET = "aaaaaaaa-0000-0000-0000-000000000001", "app-secret-1"

@@ -67,16 +67,19 @@ tenant=72f988bf-0000-4000-8000-00000000cafe
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
 say "1. A local Azure Key Vault (the emulator) with an RSA key and the server's identity"
-python3 "$DEMO/kv_emulator/kv_emulator.py" serve --state-dir "$DEMO/kv" --port "$port" --tenant "$tenant" >"$DEMO/kv.log" 2>&1 &
+# Addressed as a real vault is (test/kv_emulator/hosts.sh names these 127.0.0.1).
+python3 "$DEMO/kv_emulator/kv_emulator.py" serve --state-dir "$DEMO/kv" --port "$port" --tenant "$tenant" \
+  --host cmk-emulator.vault.azure.net --host login.cmk-emulator.test >"$DEMO/kv.log" 2>&1 &
 for i in $(seq 300); do [ -f "$DEMO/kv/ready" ] && break; sleep 0.1; done
 [ -f "$DEMO/kv/ready" ] || { echo "the Key Vault emulator did not start" >&2; exit 1; }
-vault="https://localhost:$port"
+vault="https://cmk-emulator.vault.azure.net:$port"
+authority="https://login.cmk-emulator.test:$port"
 kv add-identity --tenant "$tenant" --client-id pg-server --secret 'demo-only-secret' >/dev/null
 kv grant --client-id pg-server --permissions get,wrapKey,unwrapKey >/dev/null
 kid=$(kv create-key --name cmk-kek --size 3072 | field 'd["key"]["kid"]')
 echo "key: $kid"
 echo "the server's identity: pg-server, with get, wrapKey, unwrapKey (secret in its environment, not in postgresql.conf)"
-export AZURE_AUTHORITY_HOST="$vault" AZURE_TENANT_ID="$tenant" AZURE_CLIENT_ID=pg-server AZURE_CLIENT_SECRET=demo-only-secret
+export AZURE_AUTHORITY_HOST="$authority" AZURE_TENANT_ID="$tenant" AZURE_CLIENT_ID=pg-server AZURE_CLIENT_SECRET=demo-only-secret
 
 for kind in encrypted plain; do
   initdb -D "$kind" --data-checksums -A trust >/dev/null

@@ -8,7 +8,7 @@ packages=(
   build-essential pkg-config git ca-certificates openssl procps
   postgresql-15 postgresql-server-dev-15 postgresql-client-15
   libssl-dev libgcrypt20-dev libkrb5-dev libcurl4-openssl-dev nlohmann-json3-dev libgtest-dev
-  libipc-run-perl python3 python3-cryptography
+  libipc-run-perl python3 python3-cryptography iproute2
   pgbackrest
 )
 # Packages only the benchmarks need (gocryptfs, gnuplot, perf) are installed
@@ -34,6 +34,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   apt-get "${lock_wait[@]}" update -q
   apt-get "${lock_wait[@]}" install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The Key Vault emulator's names (cmk-emulator.vault.azure.net, ...) -> 127.0.0.1.
+bash "$(dirname "$0")/../test/kv_emulator/hosts.sh"
+
+# The Azure SDK test (test/sdk/run.sh) needs Node.js 20 and npm; the machine
+# has them. Where it has none, Debian's are installed (older than 20: the test
+# then says so).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get -o DPkg::Lock::Timeout=600 update -q
+  apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends nodejs npm
 fi
 
 # The server binaries are in /usr/lib/postgresql/15/bin; initdb refuses root,

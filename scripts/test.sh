@@ -2,8 +2,9 @@
 # Runs every test of cmk: installs what is needed, builds and installs the
 # extension, then runs, as the postgres user (initdb refuses root):
 #   1. the C++ core's unit tests (GoogleTest),
-#   2. the Key Vault provider's tests against the local emulator and the
-#      emulator's own self-tests,
+#   2. the Key Vault provider's tests against the local emulator, the
+#      emulator's own self-tests, and Microsoft's Azure SDK for JavaScript
+#      against the emulator (test/sdk, packages from the npm registry),
 #   3. the PostgreSQL TAP tests (PostgreSQL::Test::Cluster via PGXS, prove),
 #      which include pg_regress of the SQL API.
 # Usage (as root, on Debian 12): bash scripts/test.sh [test/t/NNN_name.pl ...]
@@ -49,6 +50,10 @@ fi
 if [ -f test/kv_emulator/test_emulator.py ]; then
   echo "=== Key Vault emulator self-tests ==="
   as_postgres python3 -m unittest discover -s test/kv_emulator
+fi
+if [ -f test/sdk/run.sh ]; then
+  echo "=== Microsoft's Azure SDK for JavaScript against the emulator ==="
+  as_postgres bash test/sdk/run.sh
 fi
 
 echo "=== PostgreSQL TAP tests ==="

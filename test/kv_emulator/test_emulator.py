@@ -1284,6 +1284,161 @@ class TestAdmin(unittest.TestCase):
         self.assertEqual(E.token_resp(cid, secret)[2]["error_codes"], [700016])
 
 
+class NamedConnection(http.client.HTTPSConnection):
+    """HTTPS to the emulator's loopback port under a DNS name (SNI, certificate
+    check and Host header use the name), without any name resolution."""
+
+    def __init__(self, name, port, context):
+        super().__init__(name, port, context=context, timeout=20)
+
+    def connect(self):
+        sock = socket.create_connection(("127.0.0.1", self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+class TestHostNames(unittest.TestCase):
+    """serve --host: the names of a real vault, a Managed HSM and a sign-in host."""
+    VAULT, HSM, LOGIN = "cmk-emulator.vault.azure.net", "cmk-emulator.managedhsm.azure.net", "login.emulator.test"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.e = Emu(os.path.join(_TMP, "hosts"))
+        cls.e.start("--tenant", TENANT, "--host", cls.VAULT, "--host", cls.HSM, "--host", cls.LOGIN)
+        cls.e.admin("add-identity", "--tenant", TENANT, "--client-id", "h-app", "--secret", "h-secret")
+        cls.e.admin("grant", "--client-id", "h-app", "--permissions", "get,create,wrapKey,unwrapKey")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.e.stop()
+
+    def req(self, name, method, path, body=None, headers=None, form=None):
+        c = NamedConnection(name, self.e.port, self.e.ctx)
+        h = dict(headers or {})
+        data = None
+        if form is not None:
+            data = urllib.parse.urlencode(form).encode()
+            h["Content-Type"] = "application/x-www-form-urlencoded"
+        elif body is not None:
+            data = json.dumps(body).encode()
+            h["Content-Type"] = "application/json"
+        try:
+            c.request(method, path, body=data, headers=h)
+            r = c.getresponse()
+            payload = r.read()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, json.loads(payload) if payload else None
+        finally:
+            c.close()
+
+    def token(self, name, scope):
+        st, _, js = self.req(name, "POST", "/%s/oauth2/v2.0/token" % TENANT,
+                             form={"grant_type": "client_credentials", "client_id": "h-app",
+                                   "client_secret": "h-secret", "scope": scope})
+        self.assertEqual(st, 200, js)
+        return js["access_token"]
+
+    def test_certificate_names_and_ready_file(self):
+        with open(os.path.join(self.e.dir, "ready")) as f:
+            self.assertEqual(f.read().strip(), "https://%s:%d" % (self.VAULT, self.e.port))
+        for name in (self.VAULT, self.HSM, self.LOGIN, "localhost"):
+            self.assertEqual(self.req(name, "GET", "/oidc/jwks")[0], 200, name)
+        with self.assertRaises(ssl.SSLCertVerificationError):
+            self.req("other.vault.azure.net", "GET", "/oidc/jwks")
+        st = self.e.admin("status")
+        self.assertEqual((st["vault"], st["authority"]), ("https://%s:%d" % (self.VAULT, self.e.port),
+                                                          "https://%s:%d" % (self.LOGIN, self.e.port)))
+
+    def test_challenge_names_the_domain_resource(self):
+        cases = [(self.VAULT, "https://login.microsoftonline.com/%s" % TENANT, "https://vault.azure.net"),
+                 (self.HSM, "https://login.microsoftonline.com/%s" % TENANT, "https://managedhsm.azure.net"),
+                 ("localhost", "https://localhost:%d/%s" % (self.e.port, TENANT), "https://localhost")]
+        for name, authority, resource in cases:
+            st, h, _ = self.req(name, "GET", "/keys/k?api-version=7.4")
+            self.assertEqual(st, 401)
+            self.assertEqual(h["www-authenticate"], 'Bearer authorization="%s", resource="%s"' % (authority, resource))
+
+    def test_audiences_and_key_ids_follow_the_host(self):
+        vault_tok = self.token(self.LOGIN, "https://vault.azure.net/.default")
+        hsm_tok = self.token(self.LOGIN, "https://managedhsm.azure.net/.default")
+        local_tok = self.token(self.LOGIN, "https://localhost/.default")
+        auth = lambda t: {"Authorization": "Bearer " + t}
+        st, _, b = self.req(self.VAULT, "POST", "/keys/hk/create?api-version=7.6", {"kty": "RSA"}, auth(vault_tok))
+        self.assertEqual(st, 200, b)
+        self.assertRegex(b["key"]["kid"], r"^https://%s:%d/keys/hk/[0-9a-f]{32}$" % (re.escape(self.VAULT), self.e.port))
+        st, _, js = self.req(self.VAULT, "GET", "/keys/hk?api-version=7.6", headers=auth(local_tok))
+        self.assertEqual(st, 401)
+        self.assertIn("AKV10022", js["error"]["message"])
+        self.assertIn("Expected https://vault.azure.net", js["error"]["message"])
+        self.assertEqual(self.req(self.HSM, "GET", "/keys/hk?api-version=7.6", headers=auth(vault_tok))[0], 401)
+        st, _, b = self.req(self.HSM, "GET", "/keys/hk?api-version=7.6", headers=auth(hsm_tok))
+        self.assertEqual(st, 200, b)
+        self.assertTrue(b["key"]["kid"].startswith("https://%s:%d/keys/hk/" % (self.HSM, self.e.port)))
+        # Addressed as localhost: the old surface (resource https://localhost or vault.azure.net).
+        st, _, b = self.req("localhost", "GET", "/keys/hk?api-version=7.6", headers=auth(local_tok))
+        self.assertEqual(st, 200, b)
+        self.assertTrue(b["key"]["kid"].startswith("https://localhost:%d/keys/hk/" % self.e.port))
+        # Admin answers name the vault by its own name.
+        b = self.e.admin("create-key", "--name", "hk")
+        self.assertTrue(b["key"]["kid"].startswith("https://%s:%d/keys/hk/" % (self.VAULT, self.e.port)))
+
+    def test_instance_discovery(self):
+        q = "/common/discovery/instance?api-version=1.1&authorization_endpoint="
+        st, _, js = self.req("localhost", "GET", q + "https://login.microsoftonline.com/%s/oauth2/v2.0/authorize" % TENANT)
+        self.assertEqual(st, 200, js)
+        self.assertEqual(js["tenant_discovery_endpoint"],
+                         "https://login.microsoftonline.com/%s/v2.0/.well-known/openid-configuration" % TENANT)
+        self.assertEqual(js["metadata"][0]["aliases"],
+                         ["login.microsoftonline.com", "login.windows.net", "login.microsoft.com", "sts.windows.net"])
+        mine = "%s:%d" % (self.LOGIN, self.e.port)
+        st, _, js = self.req(self.LOGIN, "GET", q + "https://%s/%s/oauth2/v2.0/authorize" % (mine, TENANT))
+        self.assertEqual((st, js["metadata"][-1]), (200, {"preferred_network": mine, "preferred_cache": mine,
+                                                          "aliases": [mine]}))
+        for endpoint in ("https://login.evil.example/t/oauth2/v2.0/authorize", "http://%s/t/x" % mine, ""):
+            st, _, js = self.req(self.LOGIN, "GET", q + endpoint)
+            self.assertEqual((st, js["error"], js["error_codes"]), (400, "invalid_instance", [50049]), endpoint)
+        found = [e for e in self.e.audit(operation="Discovery") if e["detail"].startswith("instance https://%s/" % mine)]
+        self.assertEqual([e["result"] for e in found], ["Success"])
+
+    def test_tenant_discovery_on_the_host_asked(self):
+        base = "https://%s:%d/%s" % (self.LOGIN, self.e.port, TENANT)
+        st, _, js = self.req(self.LOGIN, "GET", "/%s/v2.0/.well-known/openid-configuration" % TENANT)
+        self.assertEqual(st, 200, js)
+        self.assertEqual((js["issuer"], js["token_endpoint"], js["jwks_uri"]),
+                         (base + "/v2.0", base + "/oauth2/v2.0/token", base + "/discovery/v2.0/keys"))
+        st, _, keys = self.req(self.LOGIN, "GET", "/%s/discovery/v2.0/keys" % TENANT)
+        tok = self.token(self.LOGIN, "https://vault.azure.net/.default")
+        header, _, sig = tok.split(".")[0], None, tok.split(".")[2]
+        kid = json.loads(unb64u(header))["kid"]
+        jwk = [k for k in keys["keys"] if k["kid"] == kid][0]
+        pub = rsa.RSAPublicNumbers(int.from_bytes(unb64u(jwk["e"]), "big"),
+                                   int.from_bytes(unb64u(jwk["n"]), "big")).public_key()
+        pub.verify(unb64u(sig), tok.rsplit(".", 1)[0].encode(), padding.PKCS1v15(), hashes.SHA256())
+
+    def test_new_names_new_certificate_same_ca(self):
+        d = os.path.join(_TMP, "hosts2")
+        e = Emu(d)
+        e.start("--host", "first.vault.azure.net")
+        with open(os.path.join(d, "ca.pem"), "rb") as f:
+            ca = f.read()
+        e.stop()
+        e.start("--host", "second.vault.azure.net")
+        try:
+            with open(os.path.join(d, "ca.pem"), "rb") as f:
+                self.assertEqual(f.read(), ca)
+            c = NamedConnection("second.vault.azure.net", e.port, e.ctx)
+            c.request("GET", "/oidc/jwks")
+            self.assertEqual(c.getresponse().status, 200)
+            c.close()
+            with self.assertRaises(ssl.SSLCertVerificationError):
+                c = NamedConnection("first.vault.azure.net", e.port, e.ctx)
+                c.request("GET", "/oidc/jwks")
+        finally:
+            e.stop()
+        self.assertEqual(Emu(os.path.join(_TMP, "hosts3")).cli("status")[0], 2)
+        p = subprocess.run([sys.executable, EMU, "serve", "--state-dir", os.path.join(_TMP, "hosts4"),
+                            "--host", "bad_name!"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        self.assertNotEqual(p.returncode, 0)
+
+
 class TestRestart(unittest.TestCase):
     def test_state_persists_across_restart_and_sigterm_stops(self):
         d = os.path.join(_TMP, "restart")

@@ -1,6 +1,10 @@
 # The local Key Vault emulator (test/kv_emulator) for TAP tests: start it on
 # a fixed loopback port with a state directory, drive it with its admin CLI,
-# stop and restart it. See test/kv_emulator/CONTRACT.md.
+# stop and restart it. It is addressed as a real vault is:
+# https://cmk-emulator.vault.azure.net:PORT, signing in at
+# https://login.cmk-emulator.test:PORT; test/kv_emulator/hosts.sh (run by
+# scripts/install_deps.sh) names both 127.0.0.1 in /etc/hosts.
+# See test/kv_emulator/CONTRACT.md.
 package KvEmulator;
 
 use strict;
@@ -11,10 +15,14 @@ use IPC::Run;
 use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
+use Socket qw(inet_ntoa);
 use Time::HiRes 'usleep';
 
 my $script = abs_path(dirname(__FILE__) . '/../kv_emulator/kv_emulator.py');
 
+# Options: tenant; host (the vault's name, default cmk-emulator.vault.azure.net;
+# cmk-emulator-2.vault.azure.net and cmk-emulator.managedhsm.azure.net are also
+# in /etc/hosts); login_host (default login.cmk-emulator.test).
 sub new
 {
 	my ($class, $dir, %opt) = @_;
@@ -23,7 +31,23 @@ sub new
 		dir => $dir,
 		port => PostgreSQL::Test::Cluster::get_free_port(),
 		tenant => $opt{tenant} // '11111111-2222-3333-4444-555555555555',
+		host => $opt{host} // 'cmk-emulator.vault.azure.net',
+		login_host => $opt{login_host} // 'login.cmk-emulator.test',
 	}, $class;
+	for my $name ($self->{host}, $self->{login_host})
+	{
+		my $addr = gethostbyname($name);
+		die "$name does not resolve to 127.0.0.1: run `bash test/kv_emulator/hosts.sh` as root "
+		  . "(scripts/install_deps.sh does)\n"
+		  unless defined $addr && inet_ntoa($addr) eq '127.0.0.1';
+	}
+	# A proxy from the environment must not see the emulator's names.
+	for my $var (qw(no_proxy NO_PROXY))
+	{
+		my %have = map { $_ => 1 } split /,/, $ENV{$var} // '';
+		$ENV{$var} = join(',', grep { length } $ENV{$var} // '',
+			grep { !$have{$_} } $self->{host}, $self->{login_host});
+	}
 	$self->start;
 	return $self;
 }
@@ -33,7 +57,10 @@ sub start
 	my ($self) = @_;
 	unlink "$self->{dir}/ready";
 	$self->{run} = IPC::Run::start(
-		[ 'python3', $script, 'serve', '--state-dir', $self->{dir}, '--port', $self->{port}, '--tenant', $self->{tenant} ],
+		[
+			'python3', $script, 'serve', '--state-dir', $self->{dir}, '--port', $self->{port},
+			'--tenant', $self->{tenant}, '--host', $self->{host}, '--host', $self->{login_host}
+		],
 		'>', "$self->{dir}/emulator.log", '2>&1');
 	for (1 .. 300)
 	{
@@ -54,7 +81,10 @@ sub stop
 
 sub DESTROY { my ($self) = @_; $self->stop if $self->{run}; }
 
-sub url { my ($self) = @_; return "https://localhost:$self->{port}"; }
+# The vault (key URLs are url() . '/keys/NAME[/VERSION]') and the sign-in host.
+sub url { my ($self) = @_; return "https://$self->{host}:$self->{port}"; }
+sub authority { my ($self) = @_; return "https://$self->{login_host}:$self->{port}"; }
+sub host { my ($self) = @_; return $self->{host}; }
 sub ca_file { my ($self) = @_; return "$self->{dir}/ca.pem"; }
 sub tenant { my ($self) = @_; return $self->{tenant}; }
 
@@ -81,7 +111,7 @@ sub secret_env
 {
 	my ($self, $client_id, $secret) = @_;
 	return (
-		AZURE_AUTHORITY_HOST => $self->url,
+		AZURE_AUTHORITY_HOST => $self->authority,
 		AZURE_TENANT_ID => $self->{tenant},
 		AZURE_CLIENT_ID => $client_id,
 		AZURE_CLIENT_SECRET => $secret);

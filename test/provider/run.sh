@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the Azure Key Vault provider's tests (build/provider_tests, GoogleTest)
 # against the local Key Vault / Entra ID emulator (test/kv_emulator, see its
-# CONTRACT.md). Starts the emulator on a free loopback port with a fresh state
-# directory, registers the identities, permissions and keys the tests expect
+# CONTRACT.md), addressed as a real vault: https://cmk-emulator.vault.azure.net:PORT
+# (test/kv_emulator/hosts.sh names it 127.0.0.1). Starts the emulator on a
+# free loopback port with a fresh state directory, registers the identities, permissions and keys the tests expect
 # with its admin CLI, runs the tests with the emulator's address, CA and state
 # directory in CMK_KV_* variables, and stops the emulator on exit.
 #
@@ -37,7 +38,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-python3 "$emulator" serve --state-dir "$state" --port 0 --tenant tenant-a >"$tmp/emulator.log" 2>&1 &
+vault_host=cmk-emulator.vault.azure.net
+bash test/kv_emulator/hosts.sh --check || {
+  echo "$vault_host does not resolve to 127.0.0.1: run \`bash test/kv_emulator/hosts.sh\` as root (scripts/install_deps.sh does)" >&2
+  exit 1
+}
+python3 "$emulator" serve --state-dir "$state" --port 0 --tenant tenant-a --host "$vault_host" >"$tmp/emulator.log" 2>&1 &
 emu_pid=$!
 for _ in $(seq 1 300); do
   [ -f "$state/ready" ] && break
@@ -84,7 +90,7 @@ admin mint-federated-token --client-id app-wif --subject system:serviceaccount:o
 identity_header=$(admin identity-header | json_field header)
 
 export CMK_KV_PORT="$port"
-export CMK_KV_URL="https://localhost:$port"
+export CMK_KV_URL="https://$vault_host:$port"
 export CMK_KV_CA="$state/ca.pem"
 export CMK_KV_STATE="$state"
 export CMK_KV_SECRET="$secret"

@@ -106,5 +106,10 @@ if [ "$(id -u)" = 0 ]; then
   ns=(unshare --net --mount)
 else
   ns=(unshare --user --map-root-user --net --mount)
+  "${ns[@]}" true 2>/dev/null || {
+    echo "sdk test: cannot make a private user + network namespace (unshare): unprivileged user" \
+      "namespaces are off here (sysctl kernel.unprivileged_userns_clone=1), or run the test as root" >&2
+    exit 1
+  }
 fi
 "${ns[@]}" bash "$0" --inside "$tmp"

@@ -9,6 +9,7 @@ import http.client
 import json
 import os
 import ssl
+import sys
 
 from .common import TOKEN_OPS
 
@@ -212,7 +213,13 @@ def admin_payload(a):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.cmd == "serve":
+        from .hosts import Hosts
         from .server import serve          # python3-cryptography: only the server needs it
+        try:
+            Hosts(args.host)
+        except ValueError as e:
+            print("kv_emulator.py serve: %s" % e, file=sys.stderr)
+            return 2
         return serve(args.state_dir, args.port, args.host, args.token_lifetime, args.tenant, args.verbose)
     try:
         payload = admin_payload(args)

@@ -84,7 +84,7 @@ port() {
 # The server's environment: the Key Vault credentials for cmk-kv only.
 srv_env() {
   if [ "$1" = cmk-kv ]; then
-    echo "AZURE_CLIENT_ID=$KV_CLIENT AZURE_TENANT_ID=$KV_TENANT AZURE_CLIENT_SECRET=$KV_SECRET AZURE_AUTHORITY_HOST=https://localhost:$KV_PORT"
+    echo "AZURE_CLIENT_ID=$KV_CLIENT AZURE_TENANT_ID=$KV_TENANT AZURE_CLIENT_SECRET=$KV_SECRET AZURE_AUTHORITY_HOST=https://login.cmk-emulator.test:$KV_PORT"
   fi
 }
 pgctl() { local s=$1; shift; env $(srv_env "$s") pg_ctl -D "$(datadir "$s")" -l "$LOGS/$s.log" "$@"; }
@@ -124,7 +124,7 @@ EOC
     ;;
     cmk-kv) cat >> "$d/postgresql.conf" <<EOC
 shared_preload_libraries = 'cmk'
-cmk.key_url = 'https://localhost:$KV_PORT/keys/cmk-bench'
+cmk.key_url = 'https://cmk-emulator.vault.azure.net:$KV_PORT/keys/cmk-bench'
 cmk.ca_file = '$BENCH_DIR/kv/ca.pem'
 EOC
     ;;
@@ -212,7 +212,8 @@ elif [ ! -f "$kv_py" ]; then
 else
   log "Key Vault emulator: start, identity, key (RSA $BENCH_KEK_BITS), a cmk cluster whose KEK is in it"
   mkdir -p "$BENCH_DIR/kv"
-  setsid python3 "$kv_py" serve --state-dir "$BENCH_DIR/kv" --tenant "$KV_TENANT" >"$LOGS/kv.log" 2>&1 < /dev/null &
+  setsid python3 "$kv_py" serve --state-dir "$BENCH_DIR/kv" --tenant "$KV_TENANT" \
+    --host cmk-emulator.vault.azure.net --host login.cmk-emulator.test >"$LOGS/kv.log" 2>&1 < /dev/null &
   for _ in $(seq 300); do [ -f "$BENCH_DIR/kv/ready" ] && break; sleep 0.1; done
   E=(python3 "$kv_py" admin --state-dir "$BENCH_DIR/kv")
   if [ ! -f "$BENCH_DIR/kv/ready" ]; then
@@ -227,7 +228,7 @@ else
     if pgctl cmk-kv -w -t 120 start >/dev/null 2>&1; then
       stop cmk-kv
       kv_ok=1
-      note kv_key "https://localhost:$KV_PORT/keys/cmk-bench (client secret credential, emulator at 127.0.0.1:$KV_PORT)"
+      note kv_key "https://cmk-emulator.vault.azure.net:$KV_PORT/keys/cmk-bench (client secret credential, emulator at 127.0.0.1:$KV_PORT)"
       log "cmk-kv started and stopped once (keyring created)"
     else
       note kv_skipped "a cmk cluster with cmk.key_url at the emulator did not start (Key Vault provider not working yet?): $(grep -E 'FATAL|ERROR' "$LOGS/cmk-kv.log" | tail -1 | cut -c1-300)"

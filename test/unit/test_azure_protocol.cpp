@@ -118,11 +118,22 @@ TEST(AzureChallenge, AuthorizationUriAndScopeVariants) {
     EXPECT_EQ(ch.scope, "https://vault.azure.net/.default");
 }
 
-TEST(AzureChallenge, EmulatorStyleChallengeMatchesLocalhost) {
-    auto ch = parse_key_vault_challenge("Bearer authorization=\"https://localhost:4443/tenant-a\", resource=\"https://localhost\"",
-                                        "localhost:4443");
+TEST(AzureChallenge, VaultNameWithPortMatchesItsDomain) {
+    auto ch = parse_key_vault_challenge(
+        "Bearer authorization=\"https://login.microsoftonline.com/tenant-a\", resource=\"https://vault.azure.net\"",
+        "cmk-emulator.vault.azure.net:4443");
     EXPECT_EQ(ch.tenant, "tenant-a");
-    EXPECT_EQ(ch.scope, "https://localhost/.default");
+    EXPECT_EQ(ch.scope, "https://vault.azure.net/.default");
+}
+
+TEST(AzureChallenge, AResourceNamingTheVaultHostItselfIsRefused) {
+    // The SDKs require a proper subdomain: https://localhost is not a domain
+    // that localhost lies within.
+    Error e = catch_error([] {
+        parse_key_vault_challenge("Bearer authorization=\"https://localhost:4443/tenant-a\", resource=\"https://localhost\"",
+                                  "localhost:4443");
+    });
+    EXPECT_EQ(e.kind(), ErrorKind::Config) << e.what();
 }
 
 TEST(AzureChallenge, RefusesResourceOutsideVaultDomain) {
@@ -161,9 +172,9 @@ TEST(AzureChallenge, MalformedChallenges) {
 
 TEST(AzureChallenge, DomainBoundary) {
     EXPECT_TRUE(host_within_domain("a.vault.azure.net", "vault.azure.net"));
-    EXPECT_TRUE(host_within_domain("vault.azure.net", "vault.azure.net"));
+    EXPECT_FALSE(host_within_domain("vault.azure.net", "vault.azure.net"));
     EXPECT_TRUE(host_within_domain("A.Vault.Azure.NET:443", "vault.azure.net"));
-    EXPECT_TRUE(host_within_domain("localhost:8443", "localhost"));
+    EXPECT_FALSE(host_within_domain("localhost:8443", "localhost"));
     EXPECT_FALSE(host_within_domain("avault.azure.net", "vault.azure.net"));
     EXPECT_FALSE(host_within_domain("vault.azure.net.evil.com", "vault.azure.net"));
     EXPECT_FALSE(host_within_domain("net", "vault.azure.net"));

@@ -82,7 +82,8 @@ bool host_within_domain(const std::string& host, const std::string& domain) {
     while (!h.empty() && h.back() == '.') h.pop_back();
     while (!d.empty() && d.back() == '.') d.pop_back();
     if (d.empty() || h.empty()) return false;
-    if (h == d) return true;
+    // As the Azure SDKs check it: the vault's host ends with "." + the
+    // resource's host (a vault is never the domain itself).
     return h.size() > d.size() && h.compare(h.size() - d.size(), d.size(), d) == 0 && h[h.size() - d.size() - 1] == '.';
 }
 

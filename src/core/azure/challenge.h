@@ -37,8 +37,8 @@ struct KeyVaultChallenge {
 // Error(Config) when its resource does not belong to the vault's domain.
 KeyVaultChallenge parse_key_vault_challenge(const std::string& header, const std::string& vault_host);
 
-// True when `host` equals `domain` or ends with "." + domain (case-insensitive,
-// ports ignored).
+// True when `host` ends with "." + domain (case-insensitive, ports ignored), as
+// the Azure SDKs verify a challenge's resource; the domain itself is not within.
 bool host_within_domain(const std::string& host, const std::string& domain);
 
 // First path segment of an authorization URI, or "" when there is none.

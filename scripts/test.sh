@@ -25,6 +25,12 @@ if [ -n "${CMK_PG_ROOT:-}" ]; then
   [ -x "$pgbin/pg_config" ] || bash scripts/dev_pg_root.sh "$CMK_PG_ROOT" >/dev/null
 fi
 export PG_CONFIG=$pgbin/pg_config
+# PGXS skips TAP tests (and succeeds) when the server was configured without
+# them: that must be a failure here, not a silent pass.
+if ! grep -Eq '^enable_tap_tests[[:space:]]*=[[:space:]]*yes' "$(dirname "$("$PG_CONFIG" --pgxs)")/../Makefile.global"; then
+  echo "scripts/test.sh: $("$PG_CONFIG" --pgxs) has TAP tests disabled (is the PostgreSQL install damaged? dpkg --verify postgresql-client-15)" >&2
+  exit 1
+fi
 echo "building cmk (a few minutes on 2 cores the first time)..."
 make -j"$(nproc)"
 make install >/dev/null

@@ -83,6 +83,8 @@ cmk::ProviderSettings to_settings(const cmk_provider_settings* s) {
     if (s->ca_file && *s->ca_file) out.ca_file = s->ca_file;
     if (s->request_timeout_ms > 0) out.request_timeout_ms = s->request_timeout_ms;
     if (s->retry_total_ms > 0) out.retry_total_ms = s->retry_total_ms;
+    if (s->allowed_key_urls) out.allowed_key_urls = s->allowed_key_urls;
+    out.allow_purgeable_key = s->allow_purgeable_key != 0;
     return out;
 }
 
@@ -292,6 +294,21 @@ CMK_EXPORT void cmk_core_free(void* p) { std::free(p); }
 
 CMK_EXPORT int cmk_core_check_key_url(const char* key_url, cmk_error* err) {
     return guarded(err, [&] { cmk::parse_key_url(key_url ? key_url : ""); });
+}
+
+CMK_EXPORT int cmk_core_check_key_policy(const char* allowed_key_urls, cmk_error* err) {
+    return guarded(err, [&] { cmk::KeyUrlPolicy::parse(allowed_key_urls ? allowed_key_urls : ""); });
+}
+
+CMK_EXPORT int cmk_core_check_key_allowed(const char* allowed_key_urls, const char* current_kek_base, const char* key_url,
+                                          cmk_error* err) {
+    return guarded(err, [&] {
+        cmk::KeyUrl url = cmk::parse_key_url(key_url ? key_url : "");
+        std::string source;
+        cmk::KeyUrlPolicy policy =
+            cmk::effective_key_policy(allowed_key_urls ? allowed_key_urls : "", current_kek_base ? current_kek_base : "", &source);
+        cmk::require_allowed(policy, url, source);
+    });
 }
 
 CMK_EXPORT void cmk_core_wipe(void* p, size_t len) { OPENSSL_cleanse(p, len); }

@@ -55,6 +55,12 @@ typedef struct cmk_provider_settings
 	const char *ca_file;
 	int			request_timeout_ms;
 	int			retry_total_ms;
+	/* The server owner's key policy (cmk.allowed_key_urls; NULL or "" = the
+	 * vault, or directory, of the key that wraps the keyring), and
+	 * cmk.require_purge_protection = off (0: Key Vault keys must be
+	 * purge-protected at first start and at rotation). */
+	const char *allowed_key_urls;
+	int			allow_purgeable_key;
 } cmk_provider_settings;
 
 /* One unwrapped generation; lives in the locked key segment. */
@@ -140,6 +146,15 @@ void		cmk_core_free(void *p);
 
 /* Validates a key URL without contacting anything. */
 int			cmk_core_check_key_url(const char *key_url, cmk_error *err);
+
+/* Validates a cmk.allowed_key_urls value. */
+int			cmk_core_check_key_policy(const char *allowed_key_urls, cmk_error *err);
+
+/* Whether key_url may wrap the keyring: allowed by allowed_key_urls, or
+ * (NULL or "") by the vault or directory of current_kek_base. Reads no
+ * file, contacts nothing; the error says what the policy allows. */
+int			cmk_core_check_key_allowed(const char *allowed_key_urls, const char *current_kek_base,
+									   const char *key_url, cmk_error *err);
 
 /* Wipes key material (OPENSSL_cleanse, not optimised away). */
 void		cmk_core_wipe(void *p, size_t len);

@@ -1,9 +1,11 @@
 #include "key_lifecycle.h"
 
 #include "error.h"
+#include "key_safety.h"
 
 #include <algorithm>
 #include <ctime>
+#include <map>
 
 #include <openssl/crypto.h>
 
@@ -47,21 +49,66 @@ KekCheck check_kek(const Keyring& keyring, const SecureBytes& current_dek, const
     return out;
 }
 
+void prove_possession(const Keyring& keyring, const std::vector<UnwrappedGeneration>& deks, const ProviderSettings& settings) {
+    std::map<std::string, std::unique_ptr<KeyProvider>> providers;  // by KEK, without version
+    for (const auto& e : keyring.entries) {
+        std::unique_ptr<KeyProvider>& provider = providers[e.wrapped.kek_base];
+        KeyUrl kek = parse_key_url(e.wrapped.kek_base);
+        std::string id = kek.with_version(e.wrapped.kek_version);
+        SecureBytes dek;
+        try {
+            if (!provider) provider = make_key_provider(kek, settings);
+            dek = unwrap_and_check(*provider, e);
+        } catch (const Error& err) {
+            throw Error(err.kind(),
+                        "the key that wraps the keyring, " + id + ", did not unwrap key generation " +
+                            std::to_string(e.generation) + ": " + err.what(),
+                        "A rotation first proves that the current key still works: a revoked, disabled or deleted key "
+                        "cannot be rotated away from.",
+                        err.hint());
+        }
+        if (!same(dek, dek_of(deks, e.generation)))
+            throw Error(ErrorKind::KeyringCorrupt, "key generation " + std::to_string(e.generation) +
+                                                       " unwraps to another key than the one the server uses",
+                        "pg_cmk/keyring was replaced while the server ran.", "Restore the keyring that belongs to this data directory.");
+    }
+}
+
 Keyring rewrap_keyring(const Keyring& keyring, const std::vector<UnwrappedGeneration>& deks,
                        const std::string& new_key_url, const ProviderSettings& settings) {
     KeyUrl target = parse_key_url(new_key_url);
-    auto provider = make_key_provider(target, settings);
-    Keyring out = keyring;
-    for (auto& e : out.entries) {
-        const SecureBytes& dek = dek_of(deks, e.generation);
-        DerivedKeys keys = derive_keys(dek.data(), dek.size());
+    // 1. The server owner's policy, before any file is read or host contacted.
+    std::string source;
+    require_allowed(effective_key_policy(settings.allowed_key_urls, keyring.current().wrapped.kek_base, &source), target, source);
+    for (auto& e : keyring.entries) {
+        DerivedKeys keys = derive_keys(dek_of(deks, e.generation).data(), kDekBytes);
         if (CRYPTO_memcmp(keys.check_value.data(), e.check_value.data(), kKcvBytes) != 0)
             throw Error(ErrorKind::KeyringCorrupt, "key generation " + std::to_string(e.generation) +
                                                        " in memory does not match the keyring's key check value");
-        e.wrapped = provider->wrap(dek);
-        SecureBytes again = provider->unwrap(e.wrapped);
-        if (!same(again, dek))
-            throw Error(ErrorKind::Protocol, "the new key's unwrap did not return the key it wrapped; the keyring was not changed");
+    }
+    // 2. Possession: the current key unwraps every generation (the vault's
+    // audit log shows the old version's unwrap for every rotation).
+    prove_possession(keyring, deks, settings);
+    // 3. The new key: usable and purge-protected, then wrap and verify each.
+    Keyring out = keyring;
+    try {
+        auto provider = make_key_provider(target, settings);
+        require_purge_protection(target, provider->check_key(), settings.allow_purgeable_key);
+        for (auto& e : out.entries) {
+            const SecureBytes& dek = dek_of(deks, e.generation);
+            e.wrapped = provider->wrap(dek);
+            SecureBytes again = provider->unwrap(e.wrapped);
+            if (!same(again, dek))
+                throw Error(ErrorKind::Protocol, "the new key's unwrap did not return the key it wrapped; the keyring was not changed");
+        }
+    } catch (const Error& e) {
+        // The caller names the path: whether it is missing, unreadable or not
+        // a key must not tell them which files exist on the server.
+        if (target.kind == KeyUrl::Kind::File)
+            throw Error(ErrorKind::KeyUnavailable,
+                        "the key file is missing, unreadable, or not a PEM file holding an RSA private key of 2048, 3072 or 4096 bits",
+                        {}, "Give the server a key file it can read at an allowed path.");
+        throw;
     }
     return out;
 }

@@ -24,9 +24,18 @@ struct KekCheck {
 KekCheck check_kek(const Keyring& keyring, const SecureBytes& current_dek, const ProviderSettings& settings,
                    bool want_newest);
 
+// Unwraps every generation through the key that wraps it now and compares it
+// with the DEK in memory; throws when the current key does not work.
+void prove_possession(const Keyring& keyring, const std::vector<UnwrappedGeneration>& deks, const ProviderSettings& settings);
+
 // A new keyring whose every generation is wrapped by new_key_url (with the
-// version it names, or the newest), each checked by unwrapping again. The
-// DEKs come from `deks` and must match the keyring's key check values.
+// version it names, or the newest), each checked by unwrapping again. In
+// this order: the policy allows new_key_url (nothing read or requested
+// before), the current key unwraps every generation (prove_possession), the
+// new key is usable and purge-protected, then each generation is wrapped
+// and verified. Errors about a file: target are one message, whatever the
+// file's state. The DEKs come from `deks` and must match the keyring's key
+// check values.
 Keyring rewrap_keyring(const Keyring& keyring, const std::vector<UnwrappedGeneration>& deks,
                        const std::string& new_key_url, const ProviderSettings& settings);
 

@@ -36,6 +36,10 @@ struct KeyProperties {
     std::optional<int64_t> not_before;  // unix seconds
     std::optional<int64_t> expires;     // unix seconds
     std::vector<std::string> key_ops;
+    // Key Vault's deletion recovery level and retention (attributes.recoveryLevel,
+    // recoverableDays); none for a file key.
+    std::optional<std::string> recovery_level;
+    std::optional<int> recoverable_days;
 };
 
 struct ProviderSettings {
@@ -48,6 +52,11 @@ struct ProviderSettings {
     int retry_total_ms = 60000;                   // all retries of one operation together
     // AZURE_* variables; empty means "read the process environment".
     std::map<std::string, std::string> environment;
+    // The server owner's key policy, cmk.allowed_key_urls (key_url.h); empty:
+    // the vault, or the directory, of the key that wraps the keyring.
+    std::string allowed_key_urls;
+    // cmk.require_purge_protection = off (key_safety.h).
+    bool allow_purgeable_key = false;
     // Operational messages (retries, token refresh); never secrets or keys.
     std::function<void(const std::string&)> log;
 };

@@ -1,6 +1,7 @@
 #include "key_store.h"
 
 #include "error.h"
+#include "key_safety.h"
 
 #include <cerrno>
 #include <cstring>
@@ -35,8 +36,19 @@ OpenedKeys open_existing(const Bytes& file, const KeyUrl* configured, const Prov
     out.keyring = decode_keyring(file);
     const KeyringEntry& current = out.keyring.current();
 
-    // The keyring names the KEK that wrapped it: it is the authority at start.
+    // The keyring names the KEK that wrapped it: it is the authority at start,
+    // within the server owner's policy (checked before anything is contacted).
     KeyUrl recorded = parse_key_url(current.wrapped.kek_base);
+    std::string source;
+    KeyUrlPolicy policy = effective_key_policy(settings.allowed_key_urls, current.wrapped.kek_base, &source);
+    for (const auto& e : out.keyring.entries) {
+        try {
+            require_allowed(policy, parse_key_url(e.wrapped.kek_base), source);
+        } catch (const Error& err) {
+            throw Error(err.kind(), std::string("the keyring is wrapped by a key outside the policy: ") + err.what(), err.detail(),
+                        "Allow that key in cmk.allowed_key_urls in postgresql.conf, or restore the keyring wrapped by an allowed key.");
+        }
+    }
     if (configured && recorded.base != configured->base)
         out.warnings.push_back("cmk.key_url is \"" + configured->text + "\" but the keyring was wrapped by \"" +
                                recorded.with_version(current.wrapped.kek_version) +
@@ -65,8 +77,14 @@ OpenedKeys open_existing(const Bytes& file, const KeyUrl* configured, const Prov
 
 OpenedKeys create_new(const std::string& datadir, const KeyUrl& configured, const ProviderSettings& settings) {
     OpenedKeys out;
+    if (!settings.allowed_key_urls.empty())
+        {
+        std::string source;
+        require_allowed(effective_key_policy(settings.allowed_key_urls, configured.base, &source), configured, source);
+    }
     auto provider = make_key_provider(configured, settings);
     out.provider_name = provider->name();
+    require_purge_protection(configured, provider->check_key(), settings.allow_purgeable_key);
 
     // wrap() reads and checks the key (type, size, enabled, dates, key_ops).
     SecureBytes dek = generate_dek();

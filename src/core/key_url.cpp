@@ -225,6 +225,18 @@ bool KeyUrlPolicy::allows(const KeyUrl& url) const {
     return false;
 }
 
+KeyUrlPolicy effective_key_policy(const std::string& allowed_key_urls, const std::string& current_kek, std::string* source) {
+    if (!allowed_key_urls.empty()) {
+        if (source) *source = "set in postgresql.conf";
+        return KeyUrlPolicy::parse(allowed_key_urls);
+    }
+    KeyUrl kek = parse_key_url(current_kek);
+    if (source)
+        *source = std::string("the default when cmk.allowed_key_urls is not set: the ") +
+                  (kek.kind == KeyUrl::Kind::File ? "directory" : "vault") + " of the key that wraps the keyring";
+    return KeyUrlPolicy::of_key(kek);
+}
+
 void require_allowed(const KeyUrlPolicy& policy, const KeyUrl& url, const std::string& setting_source) {
     if (policy.allows(url)) return;
     throw Error(ErrorKind::Config, "key URL \"" + url.text + "\" is not allowed by cmk.allowed_key_urls",

@@ -68,6 +68,11 @@ private:
     std::string text_;
 };
 
+// The policy in force: allowed_key_urls if set, else the vault (or
+// directory) of current_kek (the key that wraps the keyring); *source says
+// which, for messages.
+KeyUrlPolicy effective_key_policy(const std::string& allowed_key_urls, const std::string& current_kek, std::string* source);
+
 // Throws Error(Config) when the policy does not allow url; the message says
 // what the policy allows (setting_source names where it comes from).
 void require_allowed(const KeyUrlPolicy& policy, const KeyUrl& url, const std::string& setting_source);

@@ -57,6 +57,7 @@ _PG_init(void)
 {
 	require_preload_and_matching_server();
 	cmk_guc_init();
+	cmk_key_policy_check_sources();
 	cmk_smgr_binding_locate();
 	cmk_key_memory_init();
 	cmk_page_checksum_init();
@@ -68,6 +69,8 @@ _PG_init(void)
 	cmk_shmem_startup();
 	cmk_keyring_rmgr_register();
 	cmk_access_gate_init();
+	cmk_key_policy_init();
+	cmk_top_level_init();
 	cmk_key_worker_register();
 	cmk_sweep_request_at_start();
 	cmk_sweep_register();

@@ -55,6 +55,17 @@ extern uint16 (*cmk_checksum_page) (char *page, BlockNumber blkno);
 extern void cmk_page_checksum_init(void);
 extern uint16 cmk_checksum_page_avx2(char *page, BlockNumber blkno);
 
+/* access_gate.c: while the server is inaccessible (the key worker's
+ * access state, read without a lock), gated processes read no page. */
+extern volatile int *cmk_access_flag;
+extern void cmk_access_refuse_read(void);
+static inline void
+cmk_access_check_read(void)
+{
+	if (unlikely(cmk_access_flag != NULL && *cmk_access_flag != 0))
+		cmk_access_refuse_read();
+}
+
 /* smgr_binding.c: the storage-manager table of the running server */
 extern void cmk_smgr_binding_locate(void);
 extern void cmk_smgr_binding_install(void);

@@ -4,6 +4,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "utils/guc.h"
 
 #include "pg/cmk.h"
@@ -20,6 +22,9 @@ int			cmk_key_check_interval_s = 300;
 int			cmk_key_outage_tolerance_s = 3600;
 int			cmk_on_key_unavailable = CMK_ON_UNAVAILABLE_INACCESSIBLE;
 bool		cmk_follow_latest_version = false;
+char	   *cmk_allowed_key_urls = NULL;
+bool		cmk_require_purge_protection = true;
+int			cmk_key_expiry_warning_s = 30 * 86400;
 
 static const struct config_enum_entry on_key_unavailable_options[] = {
 	{"inaccessible", CMK_ON_UNAVAILABLE_INACCESSIBLE, false},
@@ -35,6 +40,25 @@ check_key_url(char **newval, void **extra, GucSource source)
 	if (*newval == NULL || (*newval)[0] == '\0')
 		return true;			/* reported with a hint at start-up */
 	if (cmk_core_check_key_url(*newval, &err) != 0)
+	{
+		GUC_check_errmsg("%s", err.message);
+		if (err.detail[0])
+			GUC_check_errdetail("%s", err.detail);
+		if (err.hint[0])
+			GUC_check_errhint("%s", err.hint);
+		return false;
+	}
+	return true;
+}
+
+static bool
+check_allowed_key_urls(char **newval, void **extra, GucSource source)
+{
+	cmk_error	err;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;			/* the default: the vault or directory of the current key */
+	if (cmk_core_check_key_policy(*newval, &err) != 0)
 	{
 		GUC_check_errmsg("%s", err.message);
 		if (err.detail[0])
@@ -76,6 +100,15 @@ cmk_guc_init(void)
 							   "Names the key for the first start; afterwards the keyring records which key wraps it.",
 							   &cmk_key_url, "", PGC_POSTMASTER, 0,
 							   check_key_url, NULL, NULL);
+	DefineCustomStringVariable("cmk.allowed_key_urls",
+							   "Key URLs that may wrap the keyring: https://<vault host>, https://<vault host>/keys/<name>[/<version>], file:/directory/, file:/path, or *.",
+							   "Empty: only the vault (or, for a file key, the directory) of the key that wraps the keyring. Only postgresql.conf may set it.",
+							   &cmk_allowed_key_urls, "", PGC_POSTMASTER, 0,
+							   check_allowed_key_urls, NULL, NULL);
+	DefineCustomBoolVariable("cmk.require_purge_protection",
+							 "Refuse a Key Vault key whose vault lacks soft delete and purge protection (at first start and at rotation).",
+							 "Only postgresql.conf may set it.",
+							 &cmk_require_purge_protection, true, PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("cmk.key_wrap_algorithm",
 							   "RSA padding used to wrap a new data encryption key: RSA-OAEP-256 or RSA-OAEP.",
 							   NULL, &cmk_key_wrap_algorithm, "RSA-OAEP-256", PGC_POSTMASTER, 0,
@@ -114,6 +147,10 @@ cmk_guc_init(void)
 							 "inaccessible refuses connections and ends sessions until the key works again; shutdown stops the server.",
 							 &cmk_on_key_unavailable, CMK_ON_UNAVAILABLE_INACCESSIBLE, on_key_unavailable_options,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("cmk.key_expiry_warning",
+							"The key worker warns (log and cmk_events) when the key expires sooner than this (0 = never).",
+							NULL, &cmk_key_expiry_warning_s, 30 * 86400, 0, INT_MAX, PGC_SIGHUP,
+							GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomBoolVariable("cmk.follow_latest_version",
 							 "Adopt a newer enabled version of the key by itself (when cmk.key_url names no version).",
 							 NULL, &cmk_follow_latest_version, false, PGC_SIGHUP, 0, NULL, NULL, NULL);
@@ -139,4 +176,6 @@ cmk_provider_settings_from_gucs(cmk_provider_settings *settings)
 	settings->ca_file = cmk_ca_file;
 	settings->request_timeout_ms = cmk_request_timeout_ms;
 	settings->retry_total_ms = cmk_key_unavailable_timeout_ms;
+	settings->allowed_key_urls = cmk_allowed_key_urls;
+	settings->allow_purgeable_key = !cmk_require_purge_protection;
 }

@@ -5,8 +5,9 @@
  * change nothing until they last longer than cmk.key_outage_tolerance. A
  * definite denial (key disabled, deleted, expired, permission removed,
  * unwrap refused) makes the server inaccessible: new connections are refused
- * (access_gate.c), sessions, autovacuum workers and walsenders are ended, and
- * with cmk.on_key_unavailable = shutdown the server shuts down instead.
+ * and every process that reads or writes user data is ended and refused
+ * (access_gate.c); with cmk.on_key_unavailable = shutdown the server shuts
+ * down instead.
  * When the key works again, access returns by itself. With
  * cmk.follow_latest_version and a cmk.key_url without version, a newer
  * enabled version of the key is adopted by rotating to it.
@@ -14,6 +15,7 @@
 #include "postgres.h"
 
 #include <signal.h>
+#include <time.h>
 
 #include "access/xlog.h"
 #include "miscadmin.h"
@@ -66,7 +68,12 @@ set_result(const char *result, const char *error)
 	SpinLockRelease(&cmk_status_shared->mutex);
 }
 
-/* Ends sessions and background work that could write pages. */
+/*
+ * Ends every process that can read or write user data (access_gate.c):
+ * client backends, walsenders, autovacuum workers, background workers
+ * connected to a database. Called at every check while inaccessible: a
+ * process that started meanwhile is refused by the gates and ended here.
+ */
 static void
 end_sessions(void)
 {
@@ -84,8 +91,7 @@ end_sessions(void)
 		be = &local->backendStatus;
 		if (be->st_procpid <= 0 || be->st_procpid == MyProcPid)
 			continue;
-		if (be->st_backendType == B_BACKEND || be->st_backendType == B_AUTOVAC_WORKER ||
-			be->st_backendType == B_WAL_SENDER)
+		if (cmk_gated_process(be->st_backendType, be->st_databaseid))
 			kill(be->st_procpid, SIGTERM);
 	}
 }
@@ -120,12 +126,46 @@ become_accessible(const char *kek)
 {
 	if (cmk_status_shared->access_state != CMK_ACCESS_INACCESSIBLE)
 		return;
+	/* The event first: nothing ran between the two events' times. */
+	cmk_event("server_accessible", kek, "key available again", NULL);
 	SpinLockAcquire(&cmk_status_shared->mutex);
 	cmk_status_shared->reason[0] = '\0';
 	cmk_status_shared->inaccessible_since = 0;
 	SpinLockRelease(&cmk_status_shared->mutex);
+	pg_memory_barrier();
 	cmk_status_shared->access_state = CMK_ACCESS_ACTIVE;
-	cmk_event("server_accessible", kek, "key available again", NULL);
+}
+
+/*
+ * WARNING and an event when the key expires within cmk.key_expiry_warning:
+ * once for each key and expiry date, then again every day.
+ */
+static void
+warn_if_expiring(const char *kek, int64 expires)
+{
+	static char warned_kek[CMK_KEK_ID_MAX];
+	static int64 warned_expires = 0;
+	static TimestampTz warned_at = 0;
+	TimestampTz now = GetCurrentTimestamp();
+	int64		left = expires - (int64) time(NULL);
+	char	   *detail;
+
+	if (expires == 0 || cmk_key_expiry_warning_s <= 0 || left >= cmk_key_expiry_warning_s)
+		return;
+	if (strcmp(warned_kek, kek) == 0 && warned_expires == expires &&
+		!TimestampDifferenceExceeds(warned_at, now, 86400 * 1000))
+		return;
+	strlcpy(warned_kek, kek, sizeof(warned_kek));
+	warned_expires = expires;
+	warned_at = now;
+	detail = psprintf("It expires at %s, in %.1f days (cmk.key_expiry_warning is %d days).",
+					  timestamptz_to_str(time_t_to_timestamptz((pg_time_t) expires)),
+					  left / 86400.0, cmk_key_expiry_warning_s / 86400);
+	ereport(WARNING,
+			(errmsg("cmk: the key encryption key %s expires soon", kek),
+			 errdetail("%s", detail),
+			 errhint("Extend its expiry date in Key Vault, or rotate to a new key version with cmk_rotate_key() before then: an expired key makes the server inaccessible.")));
+	cmk_event("key_expiring", kek, "warning", detail);
 }
 
 static bool
@@ -155,6 +195,7 @@ check_once(void)
 	{
 		set_result("ok", NULL);
 		become_accessible(kek);
+		warn_if_expiring(kek, check.expires);
 		if (want_newest && check.newest_version[0] != '\0' &&
 			strcmp(check.newest_version, cmk_keys->kek_version) != 0)
 		{

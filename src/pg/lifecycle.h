@@ -3,6 +3,7 @@
 #define CMK_LIFECYCLE_H
 
 #include "datatype/timestamp.h"
+#include "miscadmin.h"
 #include "storage/spin.h"
 
 typedef enum cmk_access_state
@@ -61,6 +62,7 @@ extern void cmk_kek_id(char *buf, size_t len);
 
 /* access_gate.c */
 extern void cmk_access_gate_init(void);
+extern bool cmk_gated_process(BackendType type, Oid database);
 
 /* sweep.c */
 extern int	cmk_sweep_cost_limit;
@@ -77,6 +79,19 @@ extern int	cmk_key_check_interval_s;
 extern int	cmk_key_outage_tolerance_s;
 extern int	cmk_on_key_unavailable;
 extern bool cmk_follow_latest_version;
+
+extern char *cmk_allowed_key_urls;
+extern bool cmk_require_purge_protection;
+extern int	cmk_key_expiry_warning_s;
+
+/* key_policy.c: the server owner's key policy */
+extern void cmk_key_policy_check_sources(void);
+extern void cmk_key_policy_init(void);
+extern void cmk_require_key_url_allowed(const char *key_url, const char *what);
+
+/* top_level.c: keyring changes run as top-level statements only */
+extern void cmk_top_level_init(void);
+extern void cmk_require_top_level(const char *function);
 
 #define CMK_ON_UNAVAILABLE_INACCESSIBLE 0
 #define CMK_ON_UNAVAILABLE_SHUTDOWN 1

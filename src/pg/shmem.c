@@ -10,6 +10,7 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 
+#include "pg/cmk.h"
 #include "pg/lifecycle.h"
 
 cmk_shared_status *cmk_status_shared = NULL;
@@ -39,6 +40,7 @@ startup(void)
 		strlcpy(cmk_status_shared->last_result, "not checked yet", sizeof(cmk_status_shared->last_result));
 	}
 	LWLockRelease(AddinShmemInitLock);
+	cmk_access_flag = &cmk_status_shared->access_state;
 }
 
 void

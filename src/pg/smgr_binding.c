@@ -51,6 +51,7 @@ cmk_mdextend(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum, char *
 static void
 cmk_mdread(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum, char *buffer)
 {
+	cmk_access_check_read();
 	mdread(reln, forknum, blocknum, buffer);
 	cmk_page_decrypt(buffer, reln->smgr_rnode.node.relNode, blocknum);
 }

@@ -34,7 +34,10 @@ PG_FUNCTION_INFO_V1(cmk_sweep_progress);
 Datum
 cmk_rotate_dek(PG_FUNCTION_ARGS)
 {
-	uint32		generation = cmk_add_generation();
+	uint32		generation;
+
+	cmk_require_top_level("cmk_rotate_dek()");
+	generation = cmk_add_generation();
 
 	cmk_sweep_request();
 	PG_RETURN_INT32((int32) generation);
@@ -133,6 +136,7 @@ cmk_retire_generation(PG_FUNCTION_ARGS)
 	generation_count wal = {.generation = (uint32) generation};
 	bool		known = false;
 
+	cmk_require_top_level("cmk_retire_generation()");
 	for (uint32 i = 0; i < cmk_keys->n_slots; i++)
 		known = known || (cmk_keys->slots[i].generation == (uint32) generation && generation != 0);
 	if (!known)

@@ -347,6 +347,8 @@ run_database(Oid dboid, bool rewrite, bool shared)
 	return true;
 }
 
+/* Stale pages seen by one pass over every database; -1 when the server
+ * became inaccessible meanwhile (the pass is incomplete). */
 static int64
 run_pass(bool rewrite)
 {
@@ -364,11 +366,16 @@ run_pass(bool rewrite)
 
 	foreach(lc, dbs)
 	{
+		/* Inaccessible: its workers are ended and refused; stop the pass. */
+		if (cmk_status_shared->access_state == CMK_ACCESS_INACCESSIBLE)
+			return -1;
 		run_database(lfirst_oid(lc), rewrite, lc == list_head(dbs));
 		SpinLockAcquire(&cmk_status_shared->mutex);
 		cmk_status_shared->sweep_databases_done++;
 		SpinLockRelease(&cmk_status_shared->mutex);
 	}
+	if (cmk_status_shared->access_state == CMK_ACCESS_INACCESSIBLE)
+		return -1;
 	return cmk_status_shared->sweep_pages_stale - stale_before;
 }
 
@@ -419,7 +426,10 @@ cmk_sweep_launcher_main(Datum arg)
 			SpinLockRelease(&cmk_status_shared->mutex);
 			snprintf(detail, sizeof(detail), INT64_FORMAT " pages rewritten, " INT64_FORMAT " still stale after the checkpoint",
 					 cmk_status_shared->sweep_pages_rewritten, stale);
-			if (stale == 0 && cmk_current_generation() == target)
+			if (stale < 0)
+				cmk_event("sweep_pass", NULL, "interrupted",
+						  "the server became inaccessible; the sweep resumes when the key works again");
+			else if (stale == 0 && cmk_current_generation() == target)
 			{
 				char		done[32];
 

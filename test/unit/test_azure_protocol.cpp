@@ -561,3 +561,16 @@ TEST(AzureProviderSetup, DefaultChainWithNothingConfiguredIsConfigError) {
     EXPECT_NE(m.find("WorkloadIdentityCredential"), std::string::npos) << m;
     EXPECT_NE(m.find("ManagedIdentityCredential"), std::string::npos) << m;
 }
+
+TEST(AzureKeyVault, ParsesRecoveryLevel) {
+    KeyProperties p = parse_key_bundle(bundle("RSA", 2048, R"(["wrapKey","unwrapKey"])",
+                                              R"({"enabled":true,"recoveryLevel":"Recoverable+Purgeable","recoverableDays":90})"),
+                                       "https://v.vault.azure.net/keys/k");
+    ASSERT_TRUE(p.recovery_level.has_value());
+    EXPECT_EQ(*p.recovery_level, "Recoverable+Purgeable");
+    EXPECT_EQ(*p.recoverable_days, 90);
+    KeyProperties none = parse_key_bundle(bundle("RSA", 2048, R"(["wrapKey"])", "{}"), "b");
+    EXPECT_FALSE(none.recovery_level.has_value());
+    EXPECT_EQ(catch_error([] { parse_key_bundle(bundle("RSA", 2048, "[]", R"({"recoveryLevel":7})"), "b"); }).kind(),
+              ErrorKind::Protocol);
+}

@@ -167,6 +167,13 @@ KeyProperties parse_key_bundle(const std::string& body, const std::string& base)
             int64_t t = v.is_number_float() ? static_cast<int64_t>(v.get<double>()) : v.get<int64_t>();
             (f[0] == 'n' ? p.not_before : p.expires) = t;
         }
+        // recoveryLevel: a DeletionRecoveryLevel string; recoverableDays: an integer.
+        if (attrs->contains("recoveryLevel") && !(*attrs)["recoveryLevel"].is_null()) {
+            if (!(*attrs)["recoveryLevel"].is_string()) throw Error(ErrorKind::Protocol, "attributes.recoveryLevel is not a string");
+            p.recovery_level = (*attrs)["recoveryLevel"].get<std::string>();
+        }
+        if (attrs->contains("recoverableDays") && (*attrs)["recoverableDays"].is_number_integer())
+            p.recoverable_days = (*attrs)["recoverableDays"].get<int>();
     }
     return p;
 }

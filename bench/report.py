@@ -66,6 +66,7 @@ PT = settings.get("BENCH_PAIR_T", "?")
 big = f"big ({scan_rows / 1e6:g}M rows, {info.get('big_size', '?')})"
 CASES = [  # case, unit, description, short label
     ("select_only", "tps", f"pgbench -S (select-only), scale {settings.get('BENCH_SCALE')}, -c {clients} -j {jobs}", "-S"),
+    ("select_hot", "tps", f"pgbench -S over a tenth of the accounts (fits in shared_buffers {settings.get('BENCH_SHARED_BUFFERS')}), -c {clients}", "-S hot"),
     ("tpcb", "tps", f"pgbench tpcb-like, scale {settings.get('BENCH_SCALE')}, -c {clients} -j {jobs}", "tpcb"),
     ("insert64", "tps", f"small INSERT transactions, {settings.get('BENCH_INSERT_CLIENTS')} clients (WAL flushes)", "INSERT x64"),
     ("scan", "s", f"cold sequential scan of {big}, no parallel workers", "scan"),

@@ -19,16 +19,16 @@
 #                                     # writes bench/results/quick/ instead
 #
 # Settings (environment; defaults in brackets, quick mode's after the slash):
-#   BENCH_ROUNDS         rounds of each instance (0: none)         [3 / 1]
+#   BENCH_ROUNDS         rounds of each instance (0: none)         [2 / 1]
 #   BENCH_PAIRS          paired phase: runs of each instance, all
-#                        servers up, alternating A B C C B A ...    [6 / 2]
+#                        servers up, alternating A B C C B A ...    [5 / 2]
 #   BENCH_CASES          cases of a round, in order
-#                        [select_only tpcb insert64 scan scan_par ctas vacuum_full
-#                         create_index sort hash_join copy wal_write]
-#   BENCH_PAIR_CASES     cases of the paired phase            [the same]
+#                        [select_only select_hot tpcb insert64 scan scan_par ctas
+#                         vacuum_full create_index sort hash_join copy wal_write]
+#   BENCH_PAIR_CASES     cases of the paired phase  [the same but copy and wal_write]
 #   BENCH_CHECKSUMS      data checksum settings, an instance each   [on off]
 #   BENCH_SYSTEMS        systems, in round order  [plain cmk gocryptfs]
-#   BENCH_T              seconds of a pgbench case in a round      [20 / 3]
+#   BENCH_T              seconds of a pgbench case in a round      [15 / 3]
 #   BENCH_PAIR_T         seconds of a pgbench case in a pair        [10 / 3]
 #   BENCH_WARMUP         seconds of untimed pgbench -S first        [5 / 2]
 #   BENCH_CLIENTS        pgbench clients of -S and tpcb-like (-c)   [2]
@@ -38,11 +38,11 @@
 #   BENCH_SHARED_BUFFERS shared_buffers                             [64MB / 16MB]
 #   BENCH_SCAN_ROWS      rows of big (4M = 550 MB): the cold scans,
 #                        CREATE TABLE AS, VACUUM FULL, CREATE INDEX [4000000 / 300000]
-#   BENCH_SORT_ROWS      rows sorted with a small work_mem          [3000000 / 300000]
-#   BENCH_JOIN_ROWS      rows of each side of the hash join         [2000000 / 200000]
+#   BENCH_SORT_ROWS      rows sorted with a small work_mem          [2000000 / 300000]
+#   BENCH_JOIN_ROWS      rows of each side of the hash join         [1000000 / 200000]
 #   BENCH_WORK_MEM       work_mem of the sort and the hash join     [4MB / 1MB]
-#   BENCH_COPY_ROWS      rows in the COPY file (5M = 0.5 GB CSV)    [5000000 / 300000]
-#   BENCH_WAL_MB         MB of WAL written by the WAL benchmark     [512 / 64]
+#   BENCH_COPY_ROWS      rows in the COPY file (3M = 0.3 GB CSV)    [3000000 / 300000]
+#   BENCH_WAL_MB         MB of WAL written by the WAL benchmark     [256 / 64]
 #   BENCH_STARTS         timed starts of each kind per round (0: none) [3 / 1]
 #   BENCH_CIPHER_ROUNDS, BENCH_CIPHER_SECS  bench/cipher.sh args    [3 3 / 1 1]
 #   BENCH_KV             1: also time start-up with the KEK in the Key Vault
@@ -78,14 +78,14 @@ fi
 
 quick=${BENCH_QUICK:-0}
 q() { if [ "$quick" = 1 ]; then echo "$2"; else echo "$1"; fi; }
-: "${BENCH_ROUNDS:=$(q 3 1)}"
-: "${BENCH_PAIRS:=$(q 6 2)}"
-all_cases="select_only tpcb insert64 scan scan_par ctas vacuum_full create_index sort hash_join copy wal_write"
-: "${BENCH_CASES:=$all_cases}"
-: "${BENCH_PAIR_CASES:=$all_cases}"
+: "${BENCH_ROUNDS:=$(q 2 1)}"
+: "${BENCH_PAIRS:=$(q 5 2)}"
+pair_cases="select_only select_hot tpcb insert64 scan scan_par ctas vacuum_full create_index sort hash_join"
+: "${BENCH_CASES:=$pair_cases copy wal_write}"
+: "${BENCH_PAIR_CASES:=$pair_cases}"
 : "${BENCH_CHECKSUMS:=on off}"
 : "${BENCH_SYSTEMS:=plain cmk gocryptfs}"
-: "${BENCH_T:=$(q 20 3)}"
+: "${BENCH_T:=$(q 15 3)}"
 : "${BENCH_PAIR_T:=$(q 10 3)}"
 : "${BENCH_WARMUP:=$(q 5 2)}"
 : "${BENCH_CLIENTS:=2}"
@@ -94,11 +94,11 @@ all_cases="select_only tpcb insert64 scan scan_par ctas vacuum_full create_index
 : "${BENCH_SCALE:=$(q 30 5)}"
 : "${BENCH_SHARED_BUFFERS:=$(q 64MB 16MB)}"
 : "${BENCH_SCAN_ROWS:=$(q 4000000 300000)}"
-: "${BENCH_SORT_ROWS:=$(q 3000000 300000)}"
-: "${BENCH_JOIN_ROWS:=$(q 2000000 200000)}"
+: "${BENCH_SORT_ROWS:=$(q 2000000 300000)}"
+: "${BENCH_JOIN_ROWS:=$(q 1000000 200000)}"
 : "${BENCH_WORK_MEM:=$(q 4MB 1MB)}"
-: "${BENCH_COPY_ROWS:=$(q 5000000 300000)}"
-: "${BENCH_WAL_MB:=$(q 512 64)}"
+: "${BENCH_COPY_ROWS:=$(q 3000000 300000)}"
+: "${BENCH_WAL_MB:=$(q 256 64)}"
 : "${BENCH_STARTS:=$(q 3 1)}"
 : "${BENCH_CIPHER_ROUNDS:=$(q 3 1)}"
 : "${BENCH_CIPHER_SECS:=$(q 3 1)}"

@@ -210,8 +210,11 @@ for w in "${workloads[@]}"; do
       # (cpu-clock samples count only while a process runs, so other people's
       # work on a shared machine does not enter, bar cache effects).
       pages=$(( $(cat "$D/$s.big_pages") * 5 ))
-      perf report -i "$data" --stdio -n --no-children --comm postgres -g none --sort dso 2>/dev/null |
-        awk -v f="$PROFILE_FREQ" -v p="$pages" '/^ +[0-9.]+%/ {printf "%8.0f ns/page  %s\n", $2 / f / p * 1e9, $3; t += $2} END {printf "%8.0f ns/page  total (%d pages)\n", t / f / p * 1e9, p}' > "$f.per_page.txt"
+      # (summed from --sort dso,sym, as above: --sort dso alone drops the kernel)
+      report -n --no-children --sort dso,sym -g none |
+        awk -v f="$PROFILE_FREQ" -v p="$pages" '/^ +[0-9.]+%/ {n[$3] += $2; t += $2}
+             END {for (d in n) printf "%8.0f ns/page  %s\n", n[d] / f / p * 1e9, d; printf "%8.0f ns/page  total (%d pages)\n", t / f / p * 1e9, p}' |
+        sort -rn > "$f.per_page.txt"
       echo "   CPU per scanned page: $(tr -s ' ' < "$f.per_page.txt" | paste -sd ';')"
     fi
     echo "   shared objects: $(head -6 "$f.dso.txt" | tr -s ' ' | paste -sd ';')"

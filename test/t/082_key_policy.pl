@@ -123,8 +123,11 @@ is(scalar($kv->audit), $audit_before, 'and the vault was not asked');
 # 7. postgresql.conf can allow more: the superuser may then move the key.
 $node->append_conf('postgresql.conf', "cmk.allowed_key_urls = '$vault, file:$datadir/'\n");
 $node->start;
+my $n = scalar($kv->audit);
 is($node->safe_psql('postgres', "SELECT cmk_rotate_key('file:$server_key')"), "file:$server_key",
 	'with file:<data directory>/ allowed in postgresql.conf, the rotation is allowed');
+ok((grep { $_->{operation} eq 'KeyUnwrap' && $_->{version} eq $v1 && $_->{result} eq 'Success' } ($kv->audit)[ $n .. scalar($kv->audit) - 1 ]),
+	'and the vault\'s audit log shows the unwrap by the old key that proved possession');
 is($node->safe_psql('postgres', 'SELECT provider FROM cmk_status'), 'file', 'cmk_status shows the file key');
 $node->stop;
 

@@ -8,7 +8,6 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
-#include "utils/guc.h"
 
 #include "pg/cmk.h"
 #include "pg/file_io.h"
@@ -31,31 +30,26 @@ cmk_shmem_request_all(void)
 	cmk_io_binding_install_in("/pg_stat_statements.so");
 }
 
+/*
+ * Only the postmaster may bind. No check of the minor version: PostgreSQL
+ * keeps the extension ABI within a major release, and the binding itself
+ * verifies the binary's contents (smgr_binding.c, io_binding.c) and fails
+ * closed when they differ (DESIGN.md "Binding by contents").
+ */
 static void
-require_preload_and_matching_server(void)
+require_preload(void)
 {
-	const char *running;
-
 	if (!process_shared_preload_libraries_in_progress)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("cmk must be loaded via shared_preload_libraries"),
 				 errhint("Add 'cmk' to shared_preload_libraries in postgresql.conf and restart the server.")));
-
-	/* f_smgr and its table change between minor releases: refuse others. */
-	running = GetConfigOption("server_version_num", false, false);
-	if (running == NULL || atoi(running) != PG_VERSION_NUM)
-		ereport(FATAL,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cmk was built for PostgreSQL %s (%d) but the server is %s",
-						PG_VERSION, PG_VERSION_NUM, running ? running : "unknown"),
-				 errhint("Rebuild cmk against the headers of the running server.")));
 }
 
 void
 _PG_init(void)
 {
-	require_preload_and_matching_server();
+	require_preload();
 	cmk_guc_init();
 	cmk_key_policy_check_sources();
 	cmk_smgr_binding_locate();

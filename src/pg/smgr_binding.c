@@ -8,8 +8,10 @@
  * originals. This runs in the postmaster before any child is forked, so
  * every process inherits the patched table.
  *
- * Fail closed: a pattern found zero or several times, a protection change
- * the kernel refuses, or a server of another minor version stops start-up.
+ * Fail closed: a pattern found zero or several times, or a protection
+ * change the kernel refuses, stops start-up. The check is the binary's
+ * contents, not its version number: any PostgreSQL 15.x whose table matches
+ * is bound (DESIGN.md "Binding by contents").
  * This module is the only one that knows how cmk is bound; a server with a
  * real storage hook would replace just this file.
  */
@@ -21,6 +23,7 @@
 
 #include "storage/md.h"
 #include "storage/smgr.h"
+#include "utils/guc.h"
 
 #include "pg/cmk.h"
 
@@ -142,9 +145,9 @@ cmk_smgr_binding_locate(void)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cmk: cannot bind to this server's storage manager: its table of md functions was found %d times in the data segment",
 						st.matches),
-				 errdetail("cmk binds to the storage manager of the PostgreSQL %s executable it was built against; this one does not match.",
-						   PG_VERSION),
-				 errhint("Rebuild cmk against this server's headers (postgresql-server-dev of the same version), or remove cmk from shared_preload_libraries.")));
+				 errdetail("cmk binds to a PostgreSQL 15 executable whose storage-manager table holds md.c's functions in PostgreSQL 15's order; this executable's (PostgreSQL %s) does not, as in a server patched with its own storage layer.",
+						   GetConfigOption("server_version", false, false)),
+				 errhint("Run cmk on Debian's or the PostgreSQL project's PostgreSQL 15 server, or remove cmk from shared_preload_libraries.")));
 	smgrsw_slots = (void *volatile *) st.match;
 	smgrsw_in_relro = (uintptr_t) st.match >= st.relro_start &&
 		(uintptr_t) (st.match + F_SMGR_SLOTS) <= st.relro_end;

@@ -66,11 +66,21 @@ endif
 $(PG_CMK_BIN): $(PG_CMK_SRCS) $(wildcard src/bin/*.h) $(CORE_LIB)
 	$(CXX) -std=c++17 -O2 -g -Wall -Wextra -Isrc/core -o $@ $(PG_CMK_SRCS) $(CORE_LIB) $(CORE_LIBS)
 
-all: $(PG_CMK_BIN)
+# The front-end library (LD_PRELOAD) that encrypts and decrypts WAL for
+# PostgreSQL's own tools, run by `pg_cmk exec` or the cmk_TOOL names.
+FRONTEND_LIB := build/cmk_frontend.so
+FRONTEND_SRCS := $(sort $(wildcard src/preload/*.cpp))
+FRONTEND_TOOLS := pg_basebackup pg_receivewal pg_rewind pg_waldump pg_verifybackup
+$(FRONTEND_LIB): $(FRONTEND_SRCS) src/preload/exports.map $(CORE_LIB)
+	$(CXX) $(CORE_CXXFLAGS) -shared -Wl,-z,defs -Wl,-z,now -Wl,--version-script=src/preload/exports.map -o $@ $(FRONTEND_SRCS) $(CORE_LIB) $(CORE_LIBS) -ldl
+
+all: $(PG_CMK_BIN) $(FRONTEND_LIB)
 install: install-pg-cmk
 .PHONY: install-pg-cmk
-install-pg-cmk: $(PG_CMK_BIN)
+install-pg-cmk: $(PG_CMK_BIN) $(FRONTEND_LIB)
 	$(INSTALL_PROGRAM) $(PG_CMK_BIN) '$(DESTDIR)$(bindir)/pg_cmk'
+	$(INSTALL_SHLIB) $(FRONTEND_LIB) '$(DESTDIR)$(pkglibdir)/cmk_frontend.so'
+	for t in $(FRONTEND_TOOLS); do ln -sf pg_cmk '$(DESTDIR)$(bindir)/cmk_'$$t; done
 
 $(UNIT_BIN): $(UNIT_SRCS) $(CORE_LIB)
 	$(CXX) -std=c++17 -O1 -g -Isrc/core -Itest/unit -o $@ $(UNIT_SRCS) $(CORE_LIB) -lgtest -lgtest_main $(CORE_LIBS)

@@ -3,6 +3,8 @@
 //   pg_cmk wal encrypt -D DATADIR [WALDIR]
 //   pg_cmk wal decrypt -D DATADIR [WALDIR] [-o OUTDIR]
 //   pg_cmk verify -D DATADIR [--check-keys [--sample N|all]] [--list] [--json]
+//   pg_cmk exec [--keyring FILE] [--auth M] [--ca-file F] -- TOOL [ARGS...]
+//   cmk_TOOL [ARGS...]   (pg_cmk under another name: pg_cmk exec -- TOOL)
 // The keys come from DATADIR/pg_cmk/keyring, unwrapped by the KEK the
 // keyring names (a file KEK, or Key Vault with the AZURE_* environment).
 #include "error.h"
@@ -10,8 +12,11 @@
 #include "verify_cmd.h"
 #include "wal_files.h"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <unistd.h>
 #include <ctime>
 #include <string>
 #include <vector>
@@ -34,6 +39,13 @@ const char* kUsage =
     "                                           backup, per file class; exit 3 if anything that should be\n"
     "                                           encrypted is not, 4 if --check-keys finds a page or file that\n"
     "                                           does not decrypt to what PostgreSQL wrote\n"
+    "  pg_cmk exec [--keyring FILE] [--auth M] [--ca-file F] -- TOOL [ARGS...]\n"
+    "                                           run a PostgreSQL tool (pg_basebackup, pg_receivewal,\n"
+    "                                           pg_rewind, pg_waldump, pg_verifybackup) so that the WAL it\n"
+    "                                           reads is decrypted and the WAL it writes encrypted, with the\n"
+    "                                           keyring of the data directory or backup (--keyring for\n"
+    "                                           pg_receivewal's directory); also as cmk_TOOL (a link to\n"
+    "                                           pg_cmk named so)\n"
     "\n"
     "Options for Azure Key Vault KEKs (credentials come from AZURE_* variables):\n"
     "  --auth METHOD       default, client-secret, client-certificate, managed-identity, workload-identity\n"
@@ -117,10 +129,71 @@ int wal(const Args& a) {
     return 0;
 }
 
+std::string dir_of_self() {
+    char buf[4096];
+    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) throw cmk::Error(cmk::ErrorKind::Io, "cannot find pg_cmk's own path");
+    buf[n] = '\0';
+    std::string p = buf;
+    return p.substr(0, p.rfind('/'));
+}
+
+// Runs TOOL with the front-end library preloaded (DESIGN.md "Front-end
+// tools"): PostgreSQL's tool of that name beside pg_cmk, else from PATH.
+[[noreturn]] void exec_tool(const std::string& tool, char** tool_argv) {
+    std::string bindir = dir_of_self();
+    std::string lib;
+    if (const char* l = std::getenv("CMK_FRONTEND_LIB"); l && *l) lib = l;
+    else lib = bindir.substr(0, bindir.rfind('/')) + "/lib/cmk_frontend.so";
+    if (::access(lib.c_str(), R_OK) != 0)
+        throw cmk::Error(cmk::ErrorKind::Config, "cannot find the front-end library \"" + lib + "\"", {},
+                         "Install cmk completely (the package, or make install), or set CMK_FRONTEND_LIB.");
+    std::string preload = lib;
+    if (const char* old = std::getenv("LD_PRELOAD"); old && *old) preload += ":" + std::string(old);
+    ::setenv("LD_PRELOAD", preload.c_str(), 1);
+    std::string path = tool;
+    if (tool.find('/') == std::string::npos && ::access((bindir + "/" + tool).c_str(), X_OK) == 0)
+        path = bindir + "/" + tool;
+    // PostgreSQL's tools find their siblings (pg_rewind's postgres) from argv[0].
+    tool_argv[0] = const_cast<char*>(path.c_str());
+    if (path.find('/') != std::string::npos) ::execv(path.c_str(), tool_argv);
+    else ::execvp(path.c_str(), tool_argv);
+    throw cmk::Error(cmk::ErrorKind::Io, "cannot run \"" + path + "\": " + std::strerror(errno));
+}
+
+int exec_command(int argc, char** argv) {
+    int i = 2;
+    for (; i < argc; i++) {
+        std::string s = argv[i];
+        auto value = [&](const char* opt) {
+            if (i + 1 >= argc) throw cmk::Error(cmk::ErrorKind::Config, std::string(opt) + " needs a value");
+            return argv[++i];
+        };
+        if (s == "--") { i++; break; }
+        if (s == "--keyring") ::setenv("CMK_KEYRING", value("--keyring"), 1);
+        else if (s == "--auth") ::setenv("CMK_AUTH", value("--auth"), 1);
+        else if (s == "--ca-file") ::setenv("CMK_CA_FILE", value("--ca-file"), 1);
+        else if (!s.empty() && s[0] == '-') throw cmk::Error(cmk::ErrorKind::Config, "unknown option " + s);
+        else break;
+    }
+    if (i >= argc) throw cmk::Error(cmk::ErrorKind::Config, "use: pg_cmk exec [options] -- TOOL [ARGS...]");
+    if (const char* k = std::getenv("CMK_KEYRING"); k && *k && ::access(k, R_OK) != 0)
+        throw cmk::Error(cmk::ErrorKind::Config, std::string("cannot read the keyring \"") + k + "\": " + std::strerror(errno));
+    exec_tool(argv[i], argv + i);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     try {
+        std::string self = argv[0];
+        self = self.substr(self.rfind('/') == std::string::npos ? 0 : self.rfind('/') + 1);
+        if (self.rfind("cmk_", 0) == 0 && self.size() > 4) {
+            std::string tool = self.substr(4);
+            argv[0] = const_cast<char*>(tool.c_str());
+            exec_tool(tool, argv);
+        }
+        if (argc > 1 && std::strcmp(argv[1], "exec") == 0) return exec_command(argc, argv);
         Args a = parse(argc, argv);
         if (a.words.empty()) {
             std::fputs(kUsage, stderr);

@@ -139,7 +139,10 @@ OpenedKeys open_or_create_keys(const std::string& datadir, const std::string& ke
 namespace cmk {
 
 OpenedKeys open_existing_keys(const std::string& datadir, const ProviderSettings& settings) {
-    std::string path = keyring_path(datadir);
+    return open_keyring_file(keyring_path(datadir), settings);
+}
+
+OpenedKeys open_keyring_file(const std::string& path, const ProviderSettings& settings) {
     auto file = read_file_if_exists(path);
     if (!file)
         throw Error(ErrorKind::KeyringCorrupt, "there is no keyring at \"" + path + "\"", {},

@@ -36,6 +36,8 @@ OpenedKeys open_or_create_keys(const std::string& datadir, const std::string& ke
 // Opens an existing keyring with the KEK it records (front-end tools); never
 // creates one.
 OpenedKeys open_existing_keys(const std::string& datadir, const ProviderSettings& settings);
+// The same for a keyring file anywhere (a copy kept beside a WAL archive).
+OpenedKeys open_keyring_file(const std::string& keyring_file, const ProviderSettings& settings);
 
 // Unwraps one entry and checks it against its key check value.
 SecureBytes unwrap_and_check(KeyProvider& provider, const KeyringEntry& entry);

@@ -12,7 +12,8 @@
  *
  * A walsender that runs a base backup reads every file as stored: a base
  * backup carries ciphertext, like a file copy. It still writes WAL (the
- * backup start and end records) encrypted, like any other process.
+ * backup start and end records) encrypted, like any other process, and
+ * reads its own temporary files (the backup manifest) decrypted.
  */
 #include "postgres.h"
 
@@ -81,23 +82,36 @@ cmk_classify_path(const char *path)
 	return CMK_FILE_PLAIN;
 }
 
+/*
+ * Temporary files in pgsql_tmp/: private to the process that made them
+ * (a base backup never copies them). A base-backup walsender reads its own
+ * (the backup manifest is buffered in one) decrypted.
+ */
+static bool fd_in_pgsql_tmp[CMK_FD_TABLE_SIZE];
+
 void
 cmk_file_opened(int fd, cmk_file_class class, const char *path)
 {
 	if (class == CMK_FILE_TEMP)
+	{
+		if (fd >= 0 && fd < CMK_FD_TABLE_SIZE)
+			fd_in_pgsql_tmp[fd] = in_dir(path, "pgsql_tmp/");
 		cmk_temp_file_opened(fd, path);
+	}
 }
 
 static inline bool
-reading_for_base_backup(void)
+reading_for_base_backup(cmk_file_class class, int fd)
 {
-	return am_walsender && MyWalSnd != NULL && MyWalSnd->state == WALSNDSTATE_BACKUP;
+	if (!(am_walsender && MyWalSnd != NULL && MyWalSnd->state == WALSNDSTATE_BACKUP))
+		return false;
+	return !(class == CMK_FILE_TEMP && fd >= 0 && fd < CMK_FD_TABLE_SIZE && fd_in_pgsql_tmp[fd]);
 }
 
 void
 cmk_file_after_read(cmk_file_class class, int fd, void *buf, size_t len, off_t offset)
 {
-	if (reading_for_base_backup())
+	if (reading_for_base_backup(class, fd))
 		return;
 	if (class == CMK_FILE_WAL)
 		cmk_wal_after_read(fd, (char *) buf, len, offset);

@@ -71,6 +71,9 @@ $(PG_CMK_BIN): $(PG_CMK_SRCS) $(wildcard src/bin/*.h) $(CORE_LIB)
 FRONTEND_LIB := build/cmk_frontend.so
 FRONTEND_SRCS := $(sort $(wildcard src/preload/*.cpp))
 FRONTEND_TOOLS := pg_basebackup pg_receivewal pg_rewind pg_waldump pg_verifybackup
+# A bin directory for HA managers that take one (Patroni's postgresql.bin_dir):
+# the tools above through pg_cmk, every other program PostgreSQL's own.
+MANAGER_PASSTHROUGH := postgres pg_ctl initdb pg_controldata pg_isready pg_resetwal pg_checksums pg_archivecleanup psql
 $(FRONTEND_LIB): $(FRONTEND_SRCS) src/preload/exports.map $(CORE_LIB)
 	$(CXX) $(CORE_CXXFLAGS) -shared -Wl,-z,defs -Wl,-z,now -Wl,--version-script=src/preload/exports.map -o $@ $(FRONTEND_SRCS) $(CORE_LIB) $(CORE_LIBS) -ldl
 
@@ -81,6 +84,9 @@ install-pg-cmk: $(PG_CMK_BIN) $(FRONTEND_LIB)
 	$(INSTALL_PROGRAM) $(PG_CMK_BIN) '$(DESTDIR)$(bindir)/pg_cmk'
 	$(INSTALL_SHLIB) $(FRONTEND_LIB) '$(DESTDIR)$(pkglibdir)/cmk_frontend.so'
 	for t in $(FRONTEND_TOOLS); do ln -sf pg_cmk '$(DESTDIR)$(bindir)/cmk_'$$t; done
+	$(MKDIR_P) '$(DESTDIR)$(pkglibdir)/cmk/bin'
+	for t in $(FRONTEND_TOOLS); do ln -sfn ../../../bin/pg_cmk '$(DESTDIR)$(pkglibdir)/cmk/bin/'$$t; done
+	for t in $(MANAGER_PASSTHROUGH); do ln -sfn ../../../bin/$$t '$(DESTDIR)$(pkglibdir)/cmk/bin/'$$t; done
 
 $(UNIT_BIN): $(UNIT_SRCS) $(CORE_LIB)
 	$(CXX) -std=c++17 -O1 -g -Isrc/core -Itest/unit -o $@ $(UNIT_SRCS) $(CORE_LIB) -lgtest -lgtest_main $(CORE_LIBS)

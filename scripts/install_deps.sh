@@ -10,7 +10,11 @@ packages=(
   libssl-dev libgcrypt20-dev libkrb5-dev libcurl4-openssl-dev nlohmann-json3-dev libgtest-dev
   libipc-run-perl python3 python3-cryptography iproute2
   pgbackrest
+  debhelper devscripts lintian fakeroot postgresql-server-dev-all
+  patroni etcd-server python3-psycopg2 python3-etcd
 )
+# debhelper .. postgresql-server-dev-all: the Debian package and its test
+# (test/package/run.sh); patroni .. python3-etcd: the HA test (140).
 # Packages only the benchmarks need (gocryptfs, gnuplot, perf) are installed
 # by bench/run.sh itself.
 

@@ -5,6 +5,7 @@
 //   pg_cmk verify -D DATADIR [--check-keys [--sample N|all]] [--list] [--json]
 //   pg_cmk exec [--keyring FILE] [--auth M] [--ca-file F] -- TOOL [ARGS...]
 //   cmk_TOOL [ARGS...]   (pg_cmk under another name: pg_cmk exec -- TOOL)
+//   $pkglibdir/cmk/bin/TOOL   (the same, for HA managers given a bin dir)
 // The keys come from DATADIR/pg_cmk/keyring, unwrapped by the KEK the
 // keyring names (a file KEK, or Key Vault with the AZURE_* environment).
 #include "error.h"
@@ -129,6 +130,9 @@ int wal(const Args& a) {
     return 0;
 }
 
+// The tools the front-end library serves.
+const char* const kFrontendTools[] = {"pg_basebackup", "pg_receivewal", "pg_rewind", "pg_waldump", "pg_verifybackup"};
+
 std::string dir_of_self() {
     char buf[4096];
     ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
@@ -188,8 +192,12 @@ int main(int argc, char** argv) {
     try {
         std::string self = argv[0];
         self = self.substr(self.rfind('/') == std::string::npos ? 0 : self.rfind('/') + 1);
-        if (self.rfind("cmk_", 0) == 0 && self.size() > 4) {
-            std::string tool = self.substr(4);
+        // cmk_TOOL, or TOOL itself from the manager bin directory
+        // ($pkglibdir/cmk/bin) an HA manager is pointed at.
+        bool is_tool = false;
+        for (const char* t : kFrontendTools) is_tool = is_tool || self == t;
+        if ((self.rfind("cmk_", 0) == 0 && self.size() > 4) || is_tool) {
+            std::string tool = is_tool ? self : self.substr(4);
             argv[0] = const_cast<char*>(tool.c_str());
             exec_tool(tool, argv);
         }

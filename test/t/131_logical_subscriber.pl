@@ -30,7 +30,7 @@ isnt($pub_kek, $sub_kek, "the two clusters have different KEKs ($pub_kek, $sub_k
 
 $pub->safe_psql('postgres', "INSERT INTO t SELECT g, '${canary}_a' || g FROM generate_series(1, 3000) g");
 $pub->safe_psql('postgres', 'CREATE PUBLICATION p FOR TABLE t');
-$sub->safe_psql('postgres', "CREATE SUBSCRIPTION s CONNECTION '" . $pub->connstr('postgres') . "' PUBLICATION p");
+$sub->safe_psql('postgres', "CREATE SUBSCRIPTION s CONNECTION '" . $pub->connstr . " dbname=postgres' PUBLICATION p");
 $sub->wait_for_subscription_sync($pub, 's');
 is($sub->safe_psql('postgres', 'SELECT count(*) FROM t'), '3000', 'initial copy arrived');
 

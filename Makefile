@@ -81,6 +81,7 @@ all: $(PG_CMK_BIN) $(FRONTEND_LIB)
 install: install-pg-cmk
 .PHONY: install-pg-cmk
 install-pg-cmk: $(PG_CMK_BIN) $(FRONTEND_LIB)
+	$(MKDIR_P) '$(DESTDIR)$(bindir)' '$(DESTDIR)$(pkglibdir)'
 	$(INSTALL_PROGRAM) $(PG_CMK_BIN) '$(DESTDIR)$(bindir)/pg_cmk'
 	$(INSTALL_SHLIB) $(FRONTEND_LIB) '$(DESTDIR)$(pkglibdir)/cmk_frontend.so'
 	for t in $(FRONTEND_TOOLS); do ln -sf pg_cmk '$(DESTDIR)$(bindir)/cmk_'$$t; done

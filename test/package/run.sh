@@ -73,10 +73,13 @@ DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q 
 # --- 3. a cluster with Debian's tools, Key Vault (emulator) as the vault ---
 mkdir -p "$kv" && chown postgres: "$work" "$kv"
 tenant=11111111-2222-3333-4444-555555555555
+# Addressed as a real vault is (test/kv_emulator/hosts.sh names them 127.0.0.1).
+vault_host=cmk-emulator.vault.azure.net login_host=login.cmk-emulator.test
+export no_proxy="${no_proxy:+$no_proxy,}$vault_host,$login_host"
 runuser -u postgres -- python3 "$src/test/kv_emulator/kv_emulator.py" serve --state-dir "$kv" --port 0 \
-  --tenant "$tenant" >"$work/kv.log" 2>&1 &
+  --tenant "$tenant" --host "$vault_host" --host "$login_host" >"$work/kv.log" 2>&1 &
 for _ in $(seq 300); do [ -f "$kv/ready" ] && break; sleep 0.1; done
-kvurl=$(cat "$kv/ready")
+kvport=$(cat "$kv/port")
 E() { runuser -u postgres -- python3 "$src/test/kv_emulator/kv_emulator.py" admin --state-dir "$kv" "$@"; }
 E add-identity --tenant "$tenant" --client-id pg-server --secret "pkg-$$-secret" >/dev/null
 E grant --client-id pg-server --permissions get,wrapKey,unwrapKey >/dev/null
@@ -95,7 +98,7 @@ cmk.ca_file = '$work/kv-ca.pem'
 listen_addresses = ''
 EOF
 cat > "$etc/environment" <<EOF
-AZURE_AUTHORITY_HOST = '$kvurl'
+AZURE_AUTHORITY_HOST = 'https://$login_host:$kvport'
 AZURE_TENANT_ID = '$tenant'
 AZURE_CLIENT_ID = 'pg-server'
 AZURE_CLIENT_SECRET = 'pkg-$$-secret'

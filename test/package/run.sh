@@ -117,13 +117,17 @@ check "the rows read back" "$(sql "SELECT count(*) FROM secrets WHERE v LIKE '$c
 data=$(sql "SHOW data_directory")
 sql "CHECKPOINT" >/dev/null
 backup="$work/backup"
-runuser -u postgres -- /usr/lib/postgresql/15/bin/cmk_pg_basebackup -p "$port" -D "$backup" -X stream -c fast \
+# The tools reach the vault as pg_cmk does: the AZURE_* variables of their
+# own environment (here the server's), CMK_CA_FILE for the emulator's CA.
+tool_env=(env CMK_CA_FILE="$work/kv-ca.pem" AZURE_AUTHORITY_HOST="https://$login_host:$kvport"
+  AZURE_TENANT_ID="$tenant" AZURE_CLIENT_ID=pg-server AZURE_CLIENT_SECRET="pkg-$$-secret")
+runuser -u postgres -- "${tool_env[@]}" /usr/lib/postgresql/15/bin/cmk_pg_basebackup -p "$port" -D "$backup" -X stream -c fast \
   && ok "cmk_pg_basebackup -X stream from the package" || not_ok "cmk_pg_basebackup"
-runuser -u postgres -- /usr/lib/postgresql/15/bin/cmk_pg_verifybackup -q "$backup" \
+runuser -u postgres -- "${tool_env[@]}" /usr/lib/postgresql/15/bin/cmk_pg_verifybackup -q "$backup" \
   && ok "cmk_pg_verifybackup verifies it, WAL included" || not_ok "cmk_pg_verifybackup"
 pg_ctlcluster 15 "$cluster" stop
 check "files of the cluster holding the canary (data and WAL)" "$(grep -rl "$canary" "$data" | wc -l)" "0"
-check "files of the backup holding the canary" "$(grep -rl "$canary" "$backup" | wc -l)" "0"
+check "files of the backup holding the canary" "$([ -d "$backup/pg_wal" ] && grep -rl "$canary" "$backup" | wc -l)" "0"
 
 step "purge"
 cleanup

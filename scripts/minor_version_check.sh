@@ -42,6 +42,9 @@ installed_version=$(dpkg-query -W -f='${Version}' postgresql-15)
 installed_minor=$("$sysbin/postgres" -V | sed -E 's/.* 15\.([0-9]+).*/\1/')
 rebuilt_minor=$((installed_minor + 1))
 
+pre_verify=$(dpkg --verify postgresql-15 postgresql-client-15 postgresql-server-dev-15 2>&1)
+[ -z "$pre_verify" ] || { echo "dpkg --verify of the installed server reports changes before this script ran:"; echo "$pre_verify"; exit 1; }
+
 # --- 1. the source package and the two rebuilt servers --------------------
 if [ ! -s "$work/rebuilt_minor" ] || [ ! -x "$work/pg-15.$(cat "$work/rebuilt_minor")-unmatched/bin/postgres" ]; then
   # deb-src lines beside the machine's deb lines, same mirrors.
@@ -64,14 +67,17 @@ if [ ! -s "$work/rebuilt_minor" ] || [ ! -x "$work/pg-15.$(cat "$work/rebuilt_mi
     get=$installed_version
     echo "$versions" | grep -qxF "$installed_version" || get=$(echo "$versions" | head -1)
     rm -rf "$work/get" && mkdir "$work/get" && cd "$work/get" && chown _apt: . 2>/dev/null || true
-    log "apt-get source postgresql-15=$get"
-    if ! apt-get source -q "postgresql-15=$get" >/dev/null 2>"$work/get.err"; then
+    # Debian's patches are not applied: they hardcode the installation
+    # directories to the system's (/usr/lib/postgresql/15/...), so an
+    # install of the rebuilt server would overwrite the installed one.
+    log "apt-get source --download-only postgresql-15=$get"
+    if ! apt-get source -q --download-only "postgresql-15=$get" >/dev/null 2>"$work/get.err"; then
       cat "$work/get.err"
       get=$(echo "$versions" | grep -vxF "$get" | head -1)
-      log "not to be had; apt-get source postgresql-15=$get"
-      apt-get source -q "postgresql-15=$get" >/dev/null
+      log "not to be had; apt-get source --download-only postgresql-15=$get"
+      apt-get source -q --download-only "postgresql-15=$get" >/dev/null
     fi
-    mv "$(find . -maxdepth 1 -type d -name 'postgresql-15-*' | head -1)" "$work/source"
+    dpkg-source -x --skip-patches "$(ls postgresql-15_*.dsc | head -1)" "$work/source" >/dev/null
     cd "$work"
   fi
   cd "$work/source"
@@ -101,7 +107,13 @@ if [ ! -s "$work/rebuilt_minor" ] || [ ! -x "$work/pg-15.$(cat "$work/rebuilt_mi
     CFLAGS="$cflags" CPPFLAGS="$cppflags" LDFLAGS="$ldflags" >/dev/null
   log "make -j$jobs (long)"
   make -s -j"$jobs" >/dev/null 2>"$work/build.err" || { tail -30 "$work/build.err"; exit 1; }
-  make -s install >/dev/null
+  # Installed into a staging directory first: nothing may land outside the
+  # private prefix.
+  rm -rf "$work/stage"
+  make -s install DESTDIR="$work/stage" >/dev/null
+  outside=$(cd "$work/stage" && find . ! -type d | grep -v "^\.$rebuilt/" || true)
+  [ -z "$outside" ] || { echo "FAIL: the rebuilt server would install outside $rebuilt:"; echo "$outside" | head; exit 1; }
+  mkdir -p "$(dirname "$rebuilt")" && rm -rf "$rebuilt" && cp -a "$work/stage$rebuilt" "$rebuilt"
   # The unmatched server: smgr.c's table holds a function of its own where
   # mdread was (as a server patched with its own storage layer would).
   cp -a "$rebuilt" "$unmatched"
@@ -134,6 +146,10 @@ make -s -C "$work/cmk-src" PG_CONFIG="$inst_bin/pg_config" -j"$jobs" >/dev/null 
 make -s -C "$work/cmk-src" PG_CONFIG="$inst_bin/pg_config" install >/dev/null
 so="$work/cmk-src/cmk.so"
 for prefix in "$rebuilt" "$unmatched"; do
+  case "$("$prefix/bin/pg_config" --pkglibdir) $("$prefix/bin/pg_config" --sharedir)" in
+    "$prefix"/*" $prefix"/*) ;;
+    *) echo "FAIL: $prefix's directories are not under it"; exit 1 ;;
+  esac
   install -m 755 "$so" "$("$prefix/bin/pg_config" --pkglibdir)/cmk.so"
   install -m 644 "$work/cmk-src/cmk.control" "$work/cmk-src/cmk--0.1.sql" "$("$prefix/bin/pg_config" --sharedir)/extension/"
 done
@@ -200,6 +216,10 @@ run "$unmatched/bin/initdb" -D "$t/plain" -A trust -U postgres >/dev/null
 run "$unmatched/bin/pg_ctl" -D "$t/plain" -l "$t/plain.log" -w -o "-p $port -c listen_addresses='' -c unix_socket_directories='$t/sock'" start >/dev/null
 check "control: the same binary runs without cmk" "$(sql 'SELECT 1')" "1"
 run "$unmatched/bin/pg_ctl" -D "$t/plain" -w -m fast stop >/dev/null
+
+# The installed server's packages are untouched.
+verify=$(dpkg --verify postgresql-15 postgresql-client-15 postgresql-server-dev-15 2>&1)
+check "dpkg --verify of the installed server's packages reports nothing" "$verify" ""
 
 if [ $fail = 0 ]; then log "PASS"; else log "FAILED"; fi
 exit $fail

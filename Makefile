@@ -63,8 +63,11 @@ ifeq ($(shell uname -m),x86_64)
 src/pg/page_checksum_avx2.o: override CFLAGS += -mavx2 $(CHECKSUM_CFLAGS)
 endif
 
+# Bound at load (-z now), as the server and its libraries are: a lazy
+# binding saves every vector register on the stack, where a core would find
+# what a cipher left in them.
 $(PG_CMK_BIN): $(PG_CMK_SRCS) $(wildcard src/bin/*.h) $(CORE_LIB)
-	$(CXX) -std=c++17 -O2 -g -Wall -Wextra -Isrc/core -o $@ $(PG_CMK_SRCS) $(CORE_LIB) $(CORE_LIBS)
+	$(CXX) -std=c++17 -O2 -g -Wall -Wextra -Isrc/core -Wl,-z,relro,-z,now -o $@ $(PG_CMK_SRCS) $(CORE_LIB) $(CORE_LIBS)
 
 # The front-end library (LD_PRELOAD) that encrypts and decrypts WAL for
 # PostgreSQL's own tools, run by `pg_cmk exec` or the cmk_TOOL names.

@@ -8,7 +8,7 @@ packages=(
   build-essential pkg-config git ca-certificates openssl procps
   postgresql-15 postgresql-server-dev-15 postgresql-client-15
   libssl-dev libgcrypt20-dev libkrb5-dev libcurl4-openssl-dev nlohmann-json3-dev libgtest-dev
-  libipc-run-perl python3 python3-cryptography iproute2
+  libipc-run-perl python3 python3-cryptography iproute2 gdb
   pgbackrest
   debhelper devscripts lintian fakeroot postgresql-server-dev-all
   patroni etcd-server python3-psycopg2 python3-etcd

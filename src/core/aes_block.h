@@ -14,8 +14,10 @@ namespace cmk {
 
 class AesBlockCipher {
 public:
-    // kBest: libgcrypt when XtsCipher may use it, else OpenSSL; kOpenSsl and
-    // kOpenSslEvp both mean OpenSSL's EVP. Throws cmk::Error.
+    // kBest: libgcrypt when XtsCipher may use it, else OpenSSL through its
+    // provider functions (kOpenSsl), else plain EVP (kOpenSslEvp), as for
+    // XTS; the key schedule is in locked memory that core dumps leave out,
+    // except on the plain EVP path. Throws cmk::Error.
     AesBlockCipher(const uint8_t* key, size_t key_len, XtsCipher::Backend backend = XtsCipher::Backend::kBest);
     ~AesBlockCipher();
     AesBlockCipher(const AesBlockCipher&) = delete;
@@ -25,8 +27,11 @@ public:
     bool encrypt_block(const uint8_t in[16], uint8_t out[16]) noexcept;
 
 private:
-    void* gcrypt_ = nullptr;   // gcry_cipher_hd_t
-    void* openssl_ = nullptr;  // EVP_CIPHER_CTX*
+    bool encrypt_block_with_library(const uint8_t in[16], uint8_t out[16]) noexcept;
+    void* gcrypt_ = nullptr;          // gcry_cipher_hd_t
+    const void* prov_ = nullptr;      // xts_openssl::ProviderCipher
+    void* prov_ctx_ = nullptr;
+    void* evp_ = nullptr;             // EVP_CIPHER_CTX*
 };
 
 }  // namespace cmk

@@ -6,12 +6,15 @@
 #include "key_derivation.h"
 #include "key_lifecycle.h"
 #include "key_store.h"
+#include "secure_memory.h"
 #include "verify.h"
 #include "verify_control.h"
 #include "data_page.h"
 #include "temp_unit.h"
 #include "wal_page.h"
 #include "xts_cipher.h"
+
+#include <openssl/crypto.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -42,8 +45,15 @@ cmk_error_kind to_c(cmk::ErrorKind kind) {
     return CMK_ERR_INTERNAL;
 }
 
+// Key material may have passed through the stack and the vector registers
+// of what body called (libraries' key setup, copies): wiped on the way out.
+struct WipeOnExit {
+    ~WipeOnExit() { cmk::secure_memory::wipe_stack_below(); }
+};
+
 template <typename Body>
 int guarded(cmk_error* err, Body&& body) noexcept {
+    WipeOnExit wipe;
     if (err) std::memset(err, 0, sizeof *err);
     try {
         body();
@@ -311,6 +321,14 @@ CMK_EXPORT int cmk_core_check_key_allowed(const char* allowed_key_urls, const ch
     });
 }
 
+CMK_EXPORT int cmk_core_secure_memory_init(cmk_error* err) {
+    return guarded(err, [&] {
+        if (!cmk::secure_memory::init())
+            throw cmk::Error(cmk::ErrorKind::Config, "could not set up locked memory for keys: " + cmk::secure_memory::error(),
+                             {}, "Raise the memory lock limit of the server (ulimit -l, systemd LimitMEMLOCK=) to at least 1 MB.");
+    });
+}
+
 CMK_EXPORT void cmk_core_wipe(void* p, size_t len) { OPENSSL_cleanse(p, len); }
 
 struct cmk_xts {
@@ -333,6 +351,8 @@ CMK_EXPORT void cmk_xts_free(cmk_xts* xts) { delete xts; }
 CMK_EXPORT const char* cmk_xts_backend(const cmk_xts* xts) {
     return cmk::XtsCipher::backend_name(xts->cipher.backend());
 }
+
+CMK_EXPORT int cmk_xts_key_memory_protected(const cmk_xts* xts) { return xts->cipher.key_memory_protected() ? 1 : 0; }
 
 CMK_EXPORT int cmk_xts_encrypt(cmk_xts* xts, const uint8_t* in, uint8_t* out, size_t len, const uint8_t* tweak) {
     return xts->cipher.encrypt(in, out, len, tweak) ? 0 : -1;

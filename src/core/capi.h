@@ -156,6 +156,13 @@ int			cmk_core_check_key_policy(const char *allowed_key_urls, cmk_error *err);
 int			cmk_core_check_key_allowed(const char *allowed_key_urls, const char *current_kek_base,
 									   const char *key_url, cmk_error *err);
 
+/* Sets up this process's locked memory for key material (src/core/
+ * secure_memory.h: mlock'ed, MADV_DONTDUMP, wiped when freed, locked again
+ * in forked children), where every sub-key, cipher context and transient
+ * copy of a key made by the core lives. Call it in the postmaster before
+ * any key is touched; nonzero with err filled if the kernel refuses. */
+int			cmk_core_secure_memory_init(cmk_error *err);
+
 /* Wipes key material (OPENSSL_cleanse, not optimised away). */
 void		cmk_core_wipe(void *p, size_t len);
 
@@ -172,6 +179,9 @@ cmk_xts    *cmk_xts_create(const uint8_t *dek, cmk_key_purpose purpose, cmk_erro
 void		cmk_xts_free(cmk_xts *xts);
 /* The library that runs this cipher ("libgcrypt", "OpenSSL (provider functions)", ...). */
 const char *cmk_xts_backend(const cmk_xts *xts);
+/* Whether its key schedules are in locked memory that core dumps leave out
+ * (all but the plain-EVP fallback). */
+int			cmk_xts_key_memory_protected(const cmk_xts *xts);
 /* len >= 16; in == out allowed. Return 0 on success. */
 int			cmk_xts_encrypt(cmk_xts *xts, const uint8_t *in, uint8_t *out, size_t len,
 							const uint8_t *tweak);

@@ -1,15 +1,23 @@
-// Byte buffers for key material: wiped with OPENSSL_cleanse when freed or
-// resized, so a DEK never lingers in freed heap memory.
+// Byte buffers for key material: in the process's locked memory that core
+// dumps leave out (secure_memory.h), wiped when freed or resized, so a DEK
+// or a derived key never lingers in freed memory, in swap or in a core.
 #pragma once
 #include "core_guard.h"
 
+#include "secure_memory.h"
+
 #include <cstddef>
 #include <cstdint>
+#include <new>
+#include <string>
 #include <vector>
 
-#include <openssl/crypto.h>
-
 namespace cmk {
+
+// Throws cmk::Error(Internal) naming why when no locked memory is left
+// (secure_memory::error(), e.g. the memory lock limit); defined in
+// secure_memory.cpp, so that this header needs no error.h.
+[[noreturn]] void throw_no_secure_memory(size_t bytes);
 
 template <typename T>
 struct CleansingAllocator {
@@ -17,11 +25,12 @@ struct CleansingAllocator {
     CleansingAllocator() = default;
     template <typename U>
     CleansingAllocator(const CleansingAllocator<U>&) {}
-    T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T))); }
-    void deallocate(T* p, std::size_t n) {
-        OPENSSL_cleanse(p, n * sizeof(T));
-        ::operator delete(p);
+    T* allocate(std::size_t n) {
+        void* p = secure_memory::allocate(n * sizeof(T));
+        if (!p) throw_no_secure_memory(n * sizeof(T));
+        return static_cast<T*>(p);
     }
+    void deallocate(T* p, std::size_t) { secure_memory::release(p); }  // wipes
     template <typename U>
     bool operator==(const CleansingAllocator<U>&) const { return true; }
     template <typename U>
@@ -29,6 +38,7 @@ struct CleansingAllocator {
 };
 
 using SecureBytes = std::vector<uint8_t, CleansingAllocator<uint8_t>>;
+using SecureString = std::basic_string<char, std::char_traits<char>, CleansingAllocator<char>>;
 using Bytes = std::vector<uint8_t>;
 
 }  // namespace cmk

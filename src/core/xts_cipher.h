@@ -37,6 +37,10 @@ public:
     bool decrypt(const uint8_t* in, uint8_t* out, size_t len, const uint8_t tweak[kTweakBytes]) noexcept;
 
     Backend backend() const { return backend_; }
+    // Whether the key schedules are in locked memory that core dumps leave
+    // out (secure_memory.h): true but for the plain EVP backend, whose
+    // contexts OpenSSL allocates where cmk cannot find them.
+    bool key_memory_protected() const { return backend_ != Backend::kOpenSslEvp; }
     static bool available(Backend backend);
     static const char* backend_name(Backend backend);
 

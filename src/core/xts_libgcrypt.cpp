@@ -1,10 +1,12 @@
 #include "xts_libgcrypt.h"
 
 #include "error.h"
+#include "secure_memory.h"
 #include "xts_openssl.h"
 
 #include <gcrypt.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -22,7 +24,9 @@ constexpr size_t kTweakBytes = XtsCipher::kTweakBytes;
 
 gcry_cipher_hd_t open_handle(const uint8_t* key) {
     gcry_cipher_hd_t h = nullptr;
-    if (gcry_cipher_open(&h, GCRY_CIPHER_AES256, GCRY_CIPHER_MODE_XTS, 0) != 0) return nullptr;
+    // GCRY_CIPHER_SECURE: the handle (with the key schedules in it) comes
+    // from alloc_secure below, cmk's locked arena.
+    if (gcry_cipher_open(&h, GCRY_CIPHER_AES256, GCRY_CIPHER_MODE_XTS, GCRY_CIPHER_SECURE) != 0) return nullptr;
     if (gcry_cipher_setkey(h, key, kKeyBytes) != 0) {
         gcry_cipher_close(h);
         return nullptr;
@@ -58,19 +62,52 @@ bool agrees_with_openssl() {
     return ok;
 }
 
+// libgcrypt's allocation handlers: its "secure" allocations (cipher handles
+// opened with GCRY_CIPHER_SECURE) from cmk's arena, the others from malloc,
+// as libgcrypt's own allocator does without its secure memory.
+void* alloc_plain(size_t n) { return std::malloc(n); }
+void* alloc_secure(size_t n) { return secure_memory::allocate(n); }
+int is_secure(const void* p) { return secure_memory::contains(p) ? 1 : 0; }
+void* realloc_any(void* p, size_t n) {
+    return secure_memory::contains(p) ? secure_memory::reallocate(p, n) : std::realloc(p, n);
+}
+void free_any(void* p) {
+    if (secure_memory::contains(p))
+        secure_memory::release(p);
+    else
+        std::free(p);
+}
+
+// libgcrypt's allocation handlers are process-wide. cmk installs them only
+// when nothing in the process has set libgcrypt up before (PostgreSQL does
+// not use it; libsystemd, loaded with the server, only for journal sealing),
+// so no block from libgcrypt's own secure memory can reach free_any; and
+// only if they took (FIPS mode ignores them). Otherwise libgcrypt is not
+// used and XtsCipher falls back to OpenSSL.
+bool secure_handles() {
+    if (gcry_control(GCRYCTL_ANY_INITIALIZATION_P)) return false;
+    if (!secure_memory::init()) return false;
+    gcry_set_allocation_handler(alloc_plain, alloc_secure, is_secure, realloc_any, free_any);
+    if (!gcry_check_version("1.9.0")) return false;
+    void* probe = gcry_malloc_secure(16);
+    bool ours = probe && secure_memory::contains(probe);
+    gcry_free(probe);
+    return ours;
+}
+
 }  // namespace
 
 bool available() {
     // gcry_check_version also sets libgcrypt up; cmk is a library in the
-    // server's process, so it leaves INITIALIZATION_FINISHED and secure
-    // memory to the program (cmk asks for no secure memory).
-    static const bool ok = gcry_check_version("1.9.0") != nullptr && agrees_with_openssl();
+    // server's process, so it leaves INITIALIZATION_FINISHED to the program.
+    static const bool ok = secure_handles() && agrees_with_openssl();
     return ok;
 }
 
 Context* create(const uint8_t key[XtsCipher::kKeyBytes]) {
     if (!available()) throw Error(ErrorKind::Internal, "libgcrypt's AES-256-XTS is not available");
     gcry_cipher_hd_t h = open_handle(key);
+    secure_memory::wipe_stack_below();  // setkey leaves the tweak key's round keys there
     if (!h) throw Error(ErrorKind::Crypto, "cannot set up AES-256-XTS with libgcrypt");
     return new Context{h};
 }

@@ -12,8 +12,32 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <openssl/core_dispatch.h>
+#include <openssl/evp.h>
+
 namespace cmk {
 namespace xts_openssl {
+
+// The functions of the provider that implements a cipher for EVP (the
+// default provider, or the FIPS provider when OpenSSL is configured so),
+// called directly.
+struct ProviderCipher {
+    EVP_CIPHER* cipher = nullptr;
+    void* provctx = nullptr;
+    OSSL_FUNC_cipher_newctx_fn* newctx = nullptr;
+    OSSL_FUNC_cipher_freectx_fn* freectx = nullptr;
+    OSSL_FUNC_cipher_encrypt_init_fn* encrypt_init = nullptr;
+    OSSL_FUNC_cipher_decrypt_init_fn* decrypt_init = nullptr;
+    OSSL_FUNC_cipher_cipher_fn* run = nullptr;
+};
+
+// Looked up once per process and algorithm ("AES-256-XTS", "AES-256-ECB");
+// nullptr if anything is missing.
+const ProviderCipher* provider_cipher(const char* algorithm);
+// A context with the key set, its memory locked and excluded from core
+// dumps (secure_memory::protect); free with f.freectx, which wipes it.
+// Throws cmk::Error.
+void* provider_context(const ProviderCipher& f, const uint8_t* key, size_t key_len, bool encrypt);
 
 struct Context;
 

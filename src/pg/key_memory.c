@@ -54,6 +54,10 @@ cmk_key_memory_init(void)
 	void	   *seg;
 	char	   *line;
 
+	/* Sub-keys and cipher contexts: locked, no-dump, inherited by children. */
+	if (cmk_core_secure_memory_init(&err) != 0)
+		report_core_error(FATAL, "cannot protect key material", &err);
+
 	cmk_keys_size = TYPEALIGN(pagesize, sizeof(cmk_key_state));
 	seg = mmap(NULL, cmk_keys_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (seg == MAP_FAILED)
@@ -100,6 +104,11 @@ cmk_key_memory_init(void)
 	(void) cmk_cipher_for(cmk_keys->current_generation, CMK_PURPOSE_WAL);
 	(void) cmk_temp_cipher_for(cmk_keys->temp_generation);
 	ereport(LOG, (errmsg("cmk: AES-256-XTS by %s", cmk_xts_backend(data_cipher))));
+	if (!cmk_xts_key_memory_protected(data_cipher))
+		ereport(WARNING,
+				(errmsg("cmk: the AES key schedules of %s are in ordinary memory", cmk_xts_backend(data_cipher)),
+				 errdetail("Neither libgcrypt nor OpenSSL's provider functions could be used; a core dump or swap can hold them."),
+				 errhint("Run the server without core dumps and without swap, or with encrypted swap.")));
 }
 
 uint32

@@ -78,6 +78,9 @@ if [ ! -s "$work/rebuilt_minor" ] || [ ! -x "$work/pg-15.$(cat "$work/rebuilt_mi
       apt-get source -q --download-only "postgresql-15=$get" >/dev/null
     fi
     dpkg-source -x --skip-patches "$(ls postgresql-15_*.dsc | head -1)" "$work/source" >/dev/null
+    # The deb-src lines this script added go again (every apt-get update
+    # would fetch the source indexes otherwise).
+    rm -f /etc/apt/sources.list.d/cmk-src-*.sources /etc/apt/sources.list.d/cmk-src.list
     cd "$work"
   fi
   cd "$work/source"

@@ -8,6 +8,7 @@
 //   $pkglibdir/cmk/bin/TOOL   (the same, for HA managers given a bin dir)
 // The keys come from DATADIR/pg_cmk/keyring, unwrapped by the KEK the
 // keyring names (a file KEK, or Key Vault with the AZURE_* environment).
+#include "azure/azure_environment.h"
 #include "error.h"
 #include "key_store.h"
 #include "verify_cmd.h"
@@ -203,6 +204,9 @@ int main(int argc, char** argv) {
         }
         if (argc > 1 && std::strcmp(argv[1], "exec") == 0) return exec_command(argc, argv);
         Args a = parse(argc, argv);
+        // pg_cmk signs in with its own environment (the server uses the copy
+        // its postmaster took).
+        a.settings.environment = cmk::azure::process_environment();
         if (a.words.empty()) {
             std::fputs(kUsage, stderr);
             return 2;

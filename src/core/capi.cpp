@@ -5,6 +5,7 @@
 #include "error.h"
 #include "key_derivation.h"
 #include "key_lifecycle.h"
+#include "azure/azure_environment.h"
 #include "key_store.h"
 #include "secure_memory.h"
 #include "verify.h"
@@ -95,6 +96,10 @@ cmk::ProviderSettings to_settings(const cmk_provider_settings* s) {
     if (s->retry_total_ms > 0) out.retry_total_ms = s->retry_total_ms;
     if (s->allowed_key_urls) out.allowed_key_urls = s->allowed_key_urls;
     out.allow_purgeable_key = s->allow_purgeable_key != 0;
+    for (const char* e = s->environment; e && *e; e += std::strlen(e) + 1) {
+        const char* eq = std::strchr(e, '=');
+        if (eq) out.environment[std::string(e, eq)] = cmk::SecureString(eq + 1);
+    }
     return out;
 }
 
@@ -330,6 +335,11 @@ CMK_EXPORT int cmk_core_secure_memory_init(cmk_error* err) {
 }
 
 CMK_EXPORT void cmk_core_wipe(void* p, size_t len) { OPENSSL_cleanse(p, len); }
+
+CMK_EXPORT int cmk_core_credential_variable(const char* name) {
+    const cmk::azure::EnvironmentVariable* v = name ? cmk::azure::environment_variable(name) : nullptr;
+    return v ? (v->secret ? 2 : 1) : 0;
+}
 
 struct cmk_xts {
     explicit cmk_xts(const uint8_t* key) : cipher(key) {}

@@ -46,7 +46,11 @@ typedef struct cmk_error
 	char		hint[512];
 } cmk_error;
 
-/* Settings of the key providers, from cmk.* GUCs. NULL or 0 = default. */
+/* Settings of the key providers, from cmk.* GUCs. NULL or 0 = default.
+ * environment: the Azure credentials' variables as "NAME=value" strings one
+ * after the other, each ended by a NUL, the block by an empty string (the
+ * postmaster's copy, src/pg/credentials.c); NULL = none. The core never
+ * reads the process environment. */
 typedef struct cmk_provider_settings
 {
 	const char *wrap_algorithm;
@@ -61,7 +65,12 @@ typedef struct cmk_provider_settings
 	 * purge-protected at first start and at rotation). */
 	const char *allowed_key_urls;
 	int			allow_purgeable_key;
+	const char *environment;
 } cmk_provider_settings;
+
+/* Whether the Azure credentials read the environment variable `name`:
+ * 0 no, 1 yes, 2 yes and its value is a secret. */
+int			cmk_core_credential_variable(const char *name);
 
 /* One unwrapped generation; lives in the locked key segment. */
 typedef struct cmk_key_slot

@@ -50,8 +50,10 @@ struct ProviderSettings {
     std::string ca_file;                          // extra CA bundle for TLS verification
     int request_timeout_ms = 10000;               // one HTTP request
     int retry_total_ms = 60000;                   // all retries of one operation together
-    // AZURE_* variables; empty means "read the process environment".
-    std::map<std::string, std::string> environment;
+    // The AZURE_* and IDENTITY_* variables the Azure credentials read
+    // (azure/azure_environment.h), as the caller took them: the server from
+    // its locked copy, pg_cmk from its environment. Never read by getenv.
+    std::map<std::string, SecureString> environment;
     // The server owner's key policy, cmk.allowed_key_urls (key_url.h); empty:
     // the vault, or the directory, of the key that wraps the keyring.
     std::string allowed_key_urls;

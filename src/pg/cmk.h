@@ -37,6 +37,11 @@ extern cmk_xts *cmk_cipher_for(uint32 generation, cmk_key_purpose purpose);
 extern cmk_temp_cipher *cmk_temp_cipher_for(uint32 generation);
 extern uint32 cmk_current_generation(void);
 
+/* credentials.c: the Azure credentials, out of the environment */
+#define CMK_CREDENTIALS_BYTES 8192
+extern void cmk_credentials_capture(char *block, size_t size);
+extern const char *cmk_credentials(void);
+
 /* page_cipher.c: relation pages */
 #define CMK_PD_GENERATION_SHIFT 8
 #define CMK_PD_GENERATION_MASK 0xFF00

@@ -1,6 +1,7 @@
 /*
  * cmk.* settings. Secrets never live here: Azure credentials come from the
- * server's AZURE_* environment, as Azure SDKs read them.
+ * server's AZURE_* environment, as Azure SDKs read them (the postmaster
+ * moves them out of it, credentials.c).
  */
 #include "postgres.h"
 
@@ -178,4 +179,5 @@ cmk_provider_settings_from_gucs(cmk_provider_settings *settings)
 	settings->retry_total_ms = cmk_key_unavailable_timeout_ms;
 	settings->allowed_key_urls = cmk_allowed_key_urls;
 	settings->allow_purgeable_key = !cmk_require_purge_protection;
+	settings->environment = cmk_credentials();
 }

@@ -58,7 +58,8 @@ cmk_key_memory_init(void)
 	if (cmk_core_secure_memory_init(&err) != 0)
 		report_core_error(FATAL, "cannot protect key material", &err);
 
-	cmk_keys_size = TYPEALIGN(pagesize, sizeof(cmk_key_state));
+	/* The key state, then the Azure credentials (credentials.c). */
+	cmk_keys_size = TYPEALIGN(pagesize, MAXALIGN(sizeof(cmk_key_state)) + CMK_CREDENTIALS_BYTES);
 	seg = mmap(NULL, cmk_keys_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (seg == MAP_FAILED)
 		ereport(FATAL, (errmsg("cmk: could not map the key segment: %m")));
@@ -71,6 +72,7 @@ cmk_key_memory_init(void)
 		ereport(FATAL, (errmsg("cmk: could not exclude the key segment from core dumps: %m")));
 	cmk_keys = (cmk_key_state *) seg;
 	on_proc_exit(wipe_keys, 0);
+	cmk_credentials_capture((char *) seg + MAXALIGN(sizeof(cmk_key_state)), CMK_CREDENTIALS_BYTES);
 
 	if (cmk_key_url == NULL || cmk_key_url[0] == '\0')
 		ereport(FATAL,

@@ -122,7 +122,7 @@ protected:
     ProviderSettings settings(Env env, const std::string& auth = "default") {
         ProviderSettings s;
         s.auth = auth;
-        s.environment = std::move(env);
+        for (const auto& [name, value] : env) s.environment[name] = SecureString(value.c_str());
         s.ca_file = emu().ca();
         s.request_timeout_ms = 5000;
         s.retry_total_ms = 20000;

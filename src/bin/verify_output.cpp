@@ -35,6 +35,7 @@ const char* units_label(VerifyClass c) {
     case VerifyClass::TwoPhase: return "two-phase files";
     case VerifyClass::PgssQueryTexts: return "pg_stat_statements query text files";
     case VerifyClass::PgssDump: return "pg_stat_statements dump files";
+    case VerifyClass::NotifyQueue: return "NOTIFY queue files";
     }
     return "units";
 }

@@ -239,7 +239,8 @@ typedef struct cmk_verify_result cmk_verify_result;
 typedef struct cmk_verify_row
 {
 	const char *file_class;		/* data_pages, wal, pgsql_tmp, replslot_spill,
-								 * twophase, pgss_query_texts, pgss_dump */
+								 * twophase, pgss_query_texts, pgss_dump,
+								 * notify_queue */
 	const char *relation;		/* path relative to the data directory */
 	int64_t		encrypted;
 	int64_t		plaintext;

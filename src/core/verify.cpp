@@ -28,6 +28,7 @@ const char* verify_class_name(VerifyClass c) {
     case VerifyClass::TwoPhase: return "twophase";
     case VerifyClass::PgssQueryTexts: return "pgss_query_texts";
     case VerifyClass::PgssDump: return "pgss_dump";
+    case VerifyClass::NotifyQueue: return "notify_queue";
     }
     return "?";
 }
@@ -355,6 +356,8 @@ void Scanner::run() {
         if (e.file && is_twophase_file_name(e.name)) magic_file(VerifyClass::TwoPhase, "pg_twophase/" + e.name, kTwoPhaseMagic);
     for (const Entry& e : list("pg_stat_tmp"))
         if (e.file && e.name == "pgss_query_texts.stat") unmarked_file(VerifyClass::PgssQueryTexts, "pg_stat_tmp/" + e.name, e.size);
+    for (const Entry& e : list("pg_notify"))
+        if (e.file && is_slru_segment_name(e.name)) unmarked_file(VerifyClass::NotifyQueue, "pg_notify/" + e.name, e.size);
     for (const Entry& e : list("pg_stat"))
         if (e.file && (e.name == "pg_stat_statements.stat" || e.name == "pg_stat_statements.stat.tmp"))
             magic_file(VerifyClass::PgssDump, "pg_stat/" + e.name, kPgssDumpMagic);

@@ -7,7 +7,8 @@
 //                     plaintext WAL page, or empty (zeros, not a WAL page)
 //   twophase, pgss_dump  files: plaintext if they start with their format's
 //                     magic, else encrypted (a 0-byte file is empty)
-//   pgsql_tmp, replslot_spill, pgss_query_texts  files without any mark:
+//   pgsql_tmp, replslot_spill, pgss_query_texts, notify_queue  files
+//                     without any mark:
 //                     counted as unmarked (they are encrypted when a server
 //                     with cmk wrote them; nothing in their bytes says so)
 // Counting marks needs no key. With keys (VerifyOptions::keys) a sample of
@@ -30,11 +31,11 @@ namespace cmk {
 
 class VerifyKeys;
 
-enum class VerifyClass { DataPages = 0, Wal, PgsqlTmp, ReplslotSpill, TwoPhase, PgssQueryTexts, PgssDump };
-constexpr size_t kVerifyClasses = 7;
+enum class VerifyClass { DataPages = 0, Wal, PgsqlTmp, ReplslotSpill, TwoPhase, PgssQueryTexts, PgssDump, NotifyQueue };
+constexpr size_t kVerifyClasses = 8;
 constexpr std::array<VerifyClass, kVerifyClasses> kAllVerifyClasses = {
     VerifyClass::DataPages, VerifyClass::Wal,      VerifyClass::PgsqlTmp, VerifyClass::ReplslotSpill,
-    VerifyClass::TwoPhase,  VerifyClass::PgssQueryTexts, VerifyClass::PgssDump};
+    VerifyClass::TwoPhase,  VerifyClass::PgssQueryTexts, VerifyClass::PgssDump, VerifyClass::NotifyQueue};
 
 const char* verify_class_name(VerifyClass c);  // data_pages, wal, pgsql_tmp, ...
 const char* verify_class_unit(VerifyClass c);  // "page" or "file"

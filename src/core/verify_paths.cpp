@@ -78,6 +78,8 @@ bool is_twophase_file_name(const std::string& name) {
 
 bool is_spill_file_name(const std::string& name) { return name.size() > 6 && ends_with(name, ".spill"); }
 
+bool is_slru_segment_name(const std::string& name) { return name.size() >= 4 && name.size() <= 6 && all_hex(name, 0, name.size()); }
+
 bool is_tablespace_version_dir(const std::string& name) { return name.rfind("PG_15_", 0) == 0; }
 
 }  // namespace cmk

@@ -9,6 +9,7 @@
 //   two-phase       pg_twophase/<8 hex>[.tmp]
 //   pg_stat_statements  pg_stat_tmp/pgss_query_texts.stat,
 //                   pg_stat/pg_stat_statements.stat[.tmp]
+//   NOTIFY queue    pg_notify/<4-6 hex>
 // The same names the server's src/pg/file_classes.c and data_scan.c use.
 #pragma once
 #include "core_guard.h"
@@ -33,6 +34,8 @@ std::optional<RelationFileName> parse_relation_file_name(const std::string& name
 bool is_wal_segment_file_name(const std::string& name);
 bool is_twophase_file_name(const std::string& name);
 bool is_spill_file_name(const std::string& name);
+// An SLRU segment as PostgreSQL 15 names them (pg_notify/0000): 4 to 6 hex digits.
+bool is_slru_segment_name(const std::string& name);
 // PG_15_<catversion>: the directory of this major version in a tablespace.
 bool is_tablespace_version_dir(const std::string& name);
 

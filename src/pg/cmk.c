@@ -51,6 +51,7 @@ _PG_init(void)
 {
 	require_preload();
 	cmk_guc_init();
+	cmk_refuse_unencrypted_file_settings();
 	cmk_key_policy_check_sources();
 	cmk_smgr_binding_locate();
 	cmk_key_memory_init();

@@ -8,6 +8,9 @@
  *                                          .tmp, then renamed)
  *   pg_stat_tmp/pgss_query_texts.stat      pg_stat_statements query texts
  *   pg_stat/pg_stat_statements.stat[.tmp]  pg_stat_statements dump
+ *   pg_notify/<4-6 hex>                    NOTIFY's queue (SLRU pages, whole
+ *                                          8 kB pages by pread/pwrite;
+ *                                          PostgreSQL empties it at start)
  * and the dispatch of reads and writes to each class's cipher.
  *
  * A walsender that runs a base backup reads every file as stored: a base
@@ -19,6 +22,7 @@
 
 #include "replication/walsender.h"
 #include "replication/walsender_private.h"
+#include "utils/guc.h"
 
 #include "pg/cmk.h"
 #include "pg/file_io.h"
@@ -49,6 +53,29 @@ in_dir(const char *path, const char *dir)
 	return p != NULL && (p == path || p[-1] == '/');
 }
 
+/*
+ * Settings under which PostgreSQL would keep user data in files cmk cannot
+ * encrypt: refused at start, with the reason.
+ */
+void
+cmk_refuse_unencrypted_file_settings(void)
+{
+	const char *dsm = GetConfigOption("dynamic_shared_memory_type", false, false);
+
+	/*
+	 * With mmap, dynamic shared memory segments (parallel queries' tuple
+	 * queues, shared hash tables and sorts) are files in pg_dynshmem/,
+	 * which PostgreSQL reads and writes through mmap, not through read and
+	 * write: nothing cmk could encrypt.
+	 */
+	if (dsm != NULL && strcmp(dsm, "mmap") == 0)
+		ereport(FATAL,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cmk cannot run with dynamic_shared_memory_type = mmap"),
+				 errdetail("With mmap, PostgreSQL keeps dynamic shared memory (parallel queries' tuples, hash tables and sorts) in files under pg_dynshmem/ in the data directory, mapped into memory, and cmk cannot encrypt them."),
+				 errhint("Use dynamic_shared_memory_type = posix (the default on Linux) or sysv.")));
+}
+
 cmk_file_class
 cmk_classify_path(const char *path)
 {
@@ -76,6 +103,12 @@ cmk_classify_path(const char *path)
 		(in_dir(path, "pg_stat/") && (strcmp(name, "pg_stat_statements.stat") == 0 ||
 									   strcmp(name, "pg_stat_statements.stat.tmp") == 0)))
 		return CMK_FILE_TEMP;
+	if (in_dir(path, "pg_notify/"))
+	{
+		size_t		len = strlen(name);
+
+		return (len >= 4 && len <= 6 && all_hex(name, (int) len)) ? CMK_FILE_TEMP : CMK_FILE_PLAIN;
+	}
 	if (in_dir(path, "pg_twophase/") &&
 		(all_hex(name, 8) || (strlen(name) == 12 && strcmp(name + 8, ".tmp") == 0 && isxdigit((unsigned char) name[0]))))
 		return CMK_FILE_TEMP;

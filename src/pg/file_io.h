@@ -56,6 +56,7 @@ extern int	cmk_fileno(FILE *stream);
 
 /* file_classes.c: which files are encrypted, and dispatch per class */
 extern cmk_file_class cmk_classify_path(const char *path);
+extern void cmk_refuse_unencrypted_file_settings(void);
 extern void cmk_file_after_read(cmk_file_class class, int fd, void *buf, size_t len, off_t offset);
 extern ssize_t cmk_file_write(cmk_file_class class, int fd, const void *buf, size_t count, off_t offset);
 extern ssize_t cmk_file_writev(cmk_file_class class, int fd, const struct iovec *iov, int iovcnt, off_t offset);

@@ -79,7 +79,7 @@ protected:
 
     void SetUp() override {
         for (const char* d : {"global", "base/1", "base/5", "base/pgsql_tmp/pgsql_tmp77.0.fileset", "pg_wal/archive_status",
-                              "pg_twophase", "pg_replslot/slot1", "pg_stat_tmp", "pg_stat", "pg_tblspc", "pg_xact"})
+                              "pg_twophase", "pg_replslot/slot1", "pg_stat_tmp", "pg_stat", "pg_tblspc", "pg_xact", "pg_notify"})
             fs::create_directories(data + "/" + d);
         write_text(data + "/PG_VERSION", "15\n");
         write_control();
@@ -164,6 +164,8 @@ protected:
         write_text(data + "/pg_replslot/slot1/state", std::string(200, 'd'));
         write_text(data + "/pg_stat_tmp/pgss_query_texts.stat", "select 1\0select 2\0");
         write_text(data + "/pg_stat_tmp/pgstat.stat", "x");
+        write_text(data + "/pg_notify/0000", std::string(16384, 'n'));
+        write_text(data + "/pg_notify/junk", "j");
         // Two-phase and the pg_stat_statements dump: plaintext, encrypted, empty.
         write_text(data + "/pg_twophase/0000ABCD", le32(0x57F94534) + std::string(600, 'p'));
         write_text(data + "/pg_twophase/0000ABCE",
@@ -238,6 +240,8 @@ TEST_F(Verify, CountsEveryClassWithoutAKey) {
     EXPECT_EQ(counts(r.totals(C::ReplslotSpill).units), "0/0/0/1");
     EXPECT_EQ(r.totals(C::ReplslotSpill).bytes, 5000u);
     EXPECT_EQ(counts(r.totals(C::PgssQueryTexts).units), "0/0/0/1");
+    EXPECT_EQ(counts(r.totals(C::NotifyQueue).units), "0/0/0/1");
+    EXPECT_EQ(r.totals(C::NotifyQueue).bytes, 16384u);
     EXPECT_EQ(counts(r.totals(C::TwoPhase).units), "1/1/1/0");
     EXPECT_EQ(counts(find(r, "pg_twophase/0000ABCD")->units), "0/1/0/0");
     EXPECT_EQ(counts(r.totals(C::PgssDump).units), "1/0/0/0");

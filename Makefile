@@ -19,7 +19,7 @@ CORE_OBJS := $(patsubst src/%.cpp,build/%.o,$(CORE_SRCS))
 CORE_LIB  := build/libcmkcore.a
 CORE_CXXFLAGS := -std=c++17 -O2 -g -fPIC -fvisibility=hidden -fvisibility-inlines-hidden \
                  -Wall -Wextra -Werror=return-type -Isrc/core -MMD -MP
-CORE_LIBS := -lcurl -lgcrypt -lgpg-error -lcrypto -lstdc++ -lpthread
+CORE_LIBS := -lcurl -lgcrypt -lgpg-error -lssl -lcrypto -lstdc++ -lpthread
 SHLIB_LINK = $(CORE_LIB) $(CORE_LIBS)
 
 # pg_cmk, the front-end tool (C++, core only, no server).

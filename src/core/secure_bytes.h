@@ -38,6 +38,9 @@ struct CleansingAllocator {
 };
 
 using SecureBytes = std::vector<uint8_t, CleansingAllocator<uint8_t>>;
+// Up to 15 characters live inside the string object itself (the small-
+// string optimisation), not in the arena: for key material longer than
+// that (a base64 DEK, a client secret).
 using SecureString = std::basic_string<char, std::char_traits<char>, CleansingAllocator<char>>;
 using Bytes = std::vector<uint8_t>;
 

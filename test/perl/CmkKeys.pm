@@ -14,6 +14,7 @@ use strict;
 use warnings;
 use Exporter 'import';
 use Digest::SHA qw(hmac_sha256);
+use MIME::Base64 qw(encode_base64);
 use File::Temp qw(tempdir);
 use PostgreSQL::Test::Utils;
 
@@ -174,6 +175,11 @@ sub key_needles
 	{
 		my ($gen, $dek) = @$g;
 		$n{"generation $gen DEK"} = $dek;
+		# As Key Vault's unwrap answer carries it (base64url), and base64.
+		(my $b64 = encode_base64($dek, '')) =~ s/=+$//;
+		(my $b64url = $b64) =~ tr{+/}{-_};
+		$n{"generation $gen DEK in base64"} = $b64;
+		$n{"generation $gen DEK in base64url"} = $b64url;
 		my %sub = cmk_sub_keys($dek);
 		for my $name (sort keys %sub)
 		{

@@ -16,6 +16,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use CmkTest;
 use CmkKeys;
+use KvEmulator;
 use File::Basename;
 use Time::HiRes qw(usleep);
 
@@ -124,6 +125,51 @@ SKIP:
 	my $out = `gdb -batch -ex 'set pagination off' -ex 'break cmk::wal_page_decrypt' -ex run -ex 'gcore $cores/pg_cmk' --args pg_cmk wal decrypt -D $datadir -o $cores/wal 2>&1`;
 	ok(-f "$cores/pg_cmk", 'pg_cmk stopped while decrypting and gdb wrote its core') or diag($out);
 	check_image("$cores/pg_cmk", 'gcore of pg_cmk wal decrypt, while it decrypts') if -f "$cores/pg_cmk";
+}
+
+# With the KEK in (the emulator of) Key Vault, the DEK travels in the unwrap
+# answer (base64url in JSON, over TLS): no copy of it may stay in the
+# postmaster's memory, which every backend inherits, or in a backend's.
+SKIP:
+{
+	skip 'gdb is not installed', 6 unless system('gdb --version >/dev/null 2>&1') == 0;
+	my $kv = KvEmulator->new("${PostgreSQL::Test::Utils::tmp_check}/kv_120");
+	$kv->admin('add-identity', '--tenant', $kv->tenant, '--client-id', 'pg-server', '--secret', 's3cret-120');
+	$kv->admin('grant', '--client-id', 'pg-server', '--permissions', 'get,wrapKey,unwrapKey');
+	my $kvkek = PostgreSQL::Test::Utils::tempdir() . '/kek.pem';
+	make_kek($kvkek);
+	$kv->admin('import-key', '--name', 'kek120', '--pem', $kvkek);
+	my %env = $kv->secret_env('pg-server', 's3cret-120');
+	@ENV{ keys %env } = values %env;
+	my $kvnode = cmk_node('corekv', key_url => $kv->url . '/keys/kek120',
+		conf => "cmk.auth = 'client-secret'\ncmk.ca_file = '" . $kv->ca_file . "'\n");
+	$kvnode->start;
+	$kvnode->stop;
+	$kvnode->start;    # the keyring exists: this start unwraps
+	%needles = key_needles($kvnode->data_dir, $kvkek);
+	$n = scalar keys %needles;
+	$kvkek = $kvkek;
+	my $bg = $kvnode->background_psql('postgres');
+	my $bpid = $bg->query_safe('CREATE TABLE k AS SELECT g FROM generate_series(1, 10000) g; SELECT pg_backend_pid()');
+	chomp $bpid;
+	my $pm = (split /\n/, slurp_file($kvnode->data_dir . '/postmaster.pid'))[0];
+	system_log('gcore', '-o', "$cores/kvbackend", $bpid);
+	system_log('gcore', '-o', "$cores/kvpostmaster", $pm);
+	$kek = $kvkek;    # the control below looks for this node's key URL
+	check_kv_image("$cores/kvbackend.$bpid", 'Key Vault: gcore of a backend');
+	check_kv_image("$cores/kvpostmaster.$pm", 'Key Vault: gcore of the postmaster');
+	$bg->quit;
+	$kvnode->stop;
+}
+
+sub check_kv_image
+{
+	my ($path, $what) = @_;
+	ok(-s $path > 1_000_000, "$what: a core was written");
+	my @found = scan_image($path, %needles);
+	is(scalar(@found), 0, "$what: holds none of the $n secrets, nor the DEK as the unwrap answer carried it")
+	  or diag("found: " . join(', ', @found[ 0 .. ($#found < 19 ? $#found : 19) ]));
+	return;
 }
 
 done_testing();

@@ -14,6 +14,9 @@
 #include "key_url.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "secure_memory.h"
 
 #include <chrono>
 #include <string>
@@ -573,4 +576,37 @@ TEST(AzureKeyVault, ParsesRecoveryLevel) {
     EXPECT_FALSE(none.recovery_level.has_value());
     EXPECT_EQ(catch_error([] { parse_key_bundle(bundle("RSA", 2048, "[]", R"({"recoveryLevel":7})"), "b"); }).kind(),
               ErrorKind::Protocol);
+}
+
+// The unwrap answer's value (the DEK) is taken out of the body without a
+// JSON parser's heap buffers; the parser sees a placeholder of its length.
+TEST(AzureUnwrapAnswer, ValueIsTakenOutOfTheBodyAndReplacedByAPlaceholder) {
+    cmk::SecureString redacted;
+    cmk::SecureString body = R"( { "kid" : "https://v.vault.azure.net/keys/k/1", "extra": {"a": [1, "x\"}", {}]}, "value":"QUJDRA" } )";
+    auto v = take_string_member(body, "value", &redacted);
+    ASSERT_TRUE(v.has_value());
+    EXPECT_EQ(std::string(v->data(), v->size()), "QUJDRA");
+    EXPECT_TRUE(cmk::secure_memory::contains(v->data()) || v->size() < 16);  // short strings may live inline
+    std::string r(redacted.data(), redacted.size());
+    EXPECT_EQ(r.find("QUJDRA"), std::string::npos);
+    EXPECT_NE(r.find("\"value\":\"AAAAAA\""), std::string::npos) << r;
+    auto j = nlohmann::json::parse(r);
+    EXPECT_EQ(j["value"], "AAAAAA");
+    EXPECT_EQ(j["kid"], "https://v.vault.azure.net/keys/k/1");
+
+    auto none = [](const char* text) {
+        cmk::SecureString b = text, red;
+        return !take_string_member(b, "value", &red).has_value();
+    };
+    EXPECT_TRUE(none(R"({"kid":"x"})"));                         // no value
+    EXPECT_TRUE(none(R"({"value":12})"));                        // not a string
+    EXPECT_TRUE(none(R"({"value":"QU\u004a"})"));                // an escape
+    EXPECT_TRUE(none(R"({"value":"QUJD","value":"QUJD"})"));     // twice
+    EXPECT_TRUE(none(R"(["value","QUJD"])"));                    // not an object
+    EXPECT_TRUE(none(R"({"value":"QUJD")"));                     // unterminated
+    EXPECT_TRUE(none(R"({"kid":"a" "value":"QUJD"})"));          // not JSON
+    cmk::SecureString b = R"({"values":"x","value":"QUJD"})", red;
+    auto only = take_string_member(b, "value", &red);
+    ASSERT_TRUE(only.has_value());
+    EXPECT_EQ(std::string(only->data(), only->size()), "QUJD");  // "values" is another member
 }

@@ -22,8 +22,11 @@ int decode_char(char c) {
 }
 }  // namespace
 
-std::string base64url_encode(const uint8_t* data, size_t len) {
-    std::string out;
+namespace {
+
+template <typename String>
+String encode(const uint8_t* data, size_t len) {
+    String out;
     out.reserve((len + 2) / 3 * 4);
     size_t i = 0;
     for (; i + 3 <= len; i += 3) {
@@ -46,7 +49,13 @@ std::string base64url_encode(const uint8_t* data, size_t len) {
     return out;
 }
 
-std::optional<SecureBytes> base64url_decode(const std::string& text) {
+}  // namespace
+
+std::string base64url_encode(const uint8_t* data, size_t len) { return encode<std::string>(data, len); }
+
+SecureString base64url_encode_secure(const uint8_t* data, size_t len) { return encode<SecureString>(data, len); }
+
+std::optional<SecureBytes> base64url_decode(std::string_view text) {
     size_t n = text.size();
     while (n > 0 && text[n - 1] == '=') n--;
     if (text.size() - n > 2) return std::nullopt;
@@ -113,6 +122,11 @@ std::string format_unix_time(int64_t unix_seconds) {
 }
 
 void wipe(std::string& s) {
+    if (!s.empty()) OPENSSL_cleanse(&s[0], s.size());
+    s.clear();
+}
+
+void wipe(SecureString& s) {
     if (!s.empty()) OPENSSL_cleanse(&s[0], s.size());
     s.clear();
 }

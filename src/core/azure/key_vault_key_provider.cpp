@@ -70,7 +70,7 @@ struct ServiceError {
     bool json = false;
 };
 
-ServiceError parse_service_error(const std::string& body) {
+ServiceError parse_service_error(std::string_view body) {
     ServiceError e;
     json j = json::parse(body, nullptr, false);
     if (!j.is_object()) return e;
@@ -103,6 +103,85 @@ json parse_json_answer(const HttpResponse& r, const std::string& key_id) {
 
 }  // namespace
 
+// Where a JSON string starting at s[i] == '"' ends (the index after its
+// closing quote); npos if it does not end. *escaped: it has a backslash.
+static size_t end_of_string(const SecureString& s, size_t i, bool* escaped) {
+    for (size_t k = i + 1; k < s.size(); k++) {
+        if (s[k] == '\\') {
+            *escaped = true;
+            k++;
+        } else if (s[k] == '"') {
+            return k + 1;
+        }
+    }
+    return std::string::npos;
+}
+
+std::optional<SecureString> take_string_member(const SecureString& body, const char* name, SecureString* redacted) {
+    *redacted = body;
+    size_t i = 0, n = body.size();
+    auto ws = [&] {
+        while (i < n && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n')) i++;
+    };
+    ws();
+    if (i >= n || body[i] != '{') return std::nullopt;
+    i++;
+    std::optional<SecureString> found;
+    for (;;) {
+        ws();
+        if (i >= n || body[i] != '"') return std::nullopt;
+        bool key_escaped = false;
+        size_t key_end = end_of_string(body, i, &key_escaped);
+        if (key_end == std::string::npos) return std::nullopt;
+        bool is_name = !key_escaped && body.compare(i + 1, key_end - i - 2, name) == 0;
+        i = key_end;
+        ws();
+        if (i >= n || body[i] != ':') return std::nullopt;
+        i++;
+        ws();
+        if (i >= n) return std::nullopt;
+        size_t start = i;
+        if (body[i] == '"') {
+            bool escaped = false;
+            size_t end = end_of_string(body, i, &escaped);
+            if (end == std::string::npos) return std::nullopt;
+            if (is_name) {
+                if (escaped || found) return std::nullopt;  // an escape, or the member twice
+                found = SecureString(body, start + 1, end - start - 2);
+                for (size_t k = start + 1; k + 1 < end; k++) (*redacted)[k] = kSecretPlaceholder;
+            }
+            i = end;
+        } else {
+            // Any other value: skip to its end, minding strings and nesting.
+            int depth = 0;
+            while (i < n) {
+                char c = body[i];
+                if (c == '"') {
+                    bool escaped = false;
+                    i = end_of_string(body, i, &escaped);
+                    if (i == std::string::npos) return std::nullopt;
+                    continue;
+                }
+                if (c == '{' || c == '[') depth++;
+                if (c == '}' || c == ']') {
+                    if (depth == 0) break;
+                    depth--;
+                }
+                if (c == ',' && depth == 0) break;
+                i++;
+            }
+            if (is_name) return std::nullopt;  // not a string
+        }
+        ws();
+        if (i < n && body[i] == ',') {
+            i++;
+            continue;
+        }
+        if (i < n && body[i] == '}') return found;
+        return std::nullopt;
+    }
+}
+
 const char* key_vault_op_name(KeyVaultOp op) {
     switch (op) {
     case KeyVaultOp::Get: return "get";
@@ -124,7 +203,7 @@ std::string redact(std::string text, const std::vector<std::string>& secrets) {
     return text;
 }
 
-KeyProperties parse_key_bundle(const std::string& body, const std::string& base) {
+KeyProperties parse_key_bundle(std::string_view body, const std::string& base) {
     json j = json::parse(body, nullptr, false);
     if (j.is_discarded() || !j.is_object()) throw Error(ErrorKind::Protocol, "the key bundle is not a JSON object");
     // REST "Keys - Get Key": KeyBundle { key: JsonWebKey { kid, kty, key_ops, n, e }, attributes: { enabled, nbf, exp } }
@@ -326,7 +405,7 @@ void KeyVaultKeyProvider::rethrow_redacted(const Error& e) const {
     throw Error(e.kind(), redact(e.what(), secrets), redact(e.detail(), secrets), redact(e.hint(), secrets));
 }
 
-HttpResponse KeyVaultKeyProvider::send(const std::string& method, const std::string& path, const std::string& body,
+HttpResponse KeyVaultKeyProvider::send(const std::string& method, const std::string& path, const SecureString& body,
                                        KeyVaultOp op, const std::string& key_id, const Budget& budget) {
     bool force_refresh = false;
     bool answered_challenge = false;
@@ -464,9 +543,11 @@ WrappedDek KeyVaultKeyProvider::wrap(const SecureBytes& dek) {
         check_usable(p, rid);
         std::string key_id = url_.with_version(p.version);
         // REST "Keys - Wrap Key": body KeyOperationsParameters { alg, value: base64url }.
-        std::string value = base64url_encode(dek.data(), dek.size());
-        std::string body = "{\"alg\":\"" + settings_.wrap_algorithm + "\",\"value\":\"" + value + "\"}";
-        wipe(value);
+        SecureString body = "{\"alg\":\"";
+        body.append(settings_.wrap_algorithm.data(), settings_.wrap_algorithm.size());
+        body += "\",\"value\":\"";
+        body += base64url_encode_secure(dek.data(), dek.size());
+        body += "\"}";
         HttpResponse r;
         try {
             r = send("POST", "/keys/" + url_.key_name + "/" + p.version + "/wrapkey", body, KeyVaultOp::WrapKey, key_id, budget);
@@ -511,17 +592,22 @@ SecureBytes KeyVaultKeyProvider::unwrap(const WrappedDek& wrapped) {
         Budget budget = pipeline_->new_budget();
         std::string key_id = url_.with_version(wrapped.kek_version);
         // REST "Keys - Unwrap Key": same body and result shapes as wrapKey.
-        std::string body = "{\"alg\":\"" + wrapped.algorithm + "\",\"value\":\"" +
-                           base64url_encode(wrapped.wrapped.data(), wrapped.wrapped.size()) + "\"}";
-        HttpResponse r = send("POST", "/keys/" + url_.key_name + "/" + wrapped.kek_version + "/unwrapkey", body,
-                              KeyVaultOp::UnwrapKey, key_id, budget);
-        json j = json::parse(r.body, nullptr, false);
-        wipe(r.body);
+        std::string request = "{\"alg\":\"" + wrapped.algorithm + "\",\"value\":\"" +
+                              base64url_encode(wrapped.wrapped.data(), wrapped.wrapped.size()) + "\"}";
+        HttpResponse r = send("POST", "/keys/" + url_.key_name + "/" + wrapped.kek_version + "/unwrapkey",
+                              SecureString(request.data(), request.size()), KeyVaultOp::UnwrapKey, key_id, budget);
+        // The answer's "value" is the DEK: it is taken out of the body (in
+        // locked memory) without passing through a JSON parser, whose
+        // buffers are ordinary heap; the parser checks the rest, with the
+        // value replaced by a placeholder of its length.
+        SecureString redacted;
+        std::optional<SecureString> value = take_string_member(r.body, "value", &redacted);
+        json j = json::parse(redacted, nullptr, false);
         if (j.is_discarded() || !j.is_object()) throw_malformed("the body is not a JSON object", r, key_id);
-        if (!j.contains("value") || !j["value"].is_string()) throw_malformed("no \"value\" in the unwrapKey result", r, key_id);
-        std::string& value = j["value"].get_ref<std::string&>();
-        auto dek = base64url_decode(value);
-        wipe(value);
+        if (!value || !j.contains("value") || !j["value"].is_string() ||
+            j["value"].get_ref<const std::string&>() != std::string(value->size(), kSecretPlaceholder))
+            throw_malformed("no \"value\" string in the unwrapKey result", r, key_id);
+        auto dek = base64url_decode(*value);
         if (!dek || dek->empty()) throw_malformed("the unwrapKey result is not base64url", r, key_id);
         return std::move(*dek);
     } catch (const Error& e) {

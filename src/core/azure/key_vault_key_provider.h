@@ -34,7 +34,17 @@ const char* key_vault_op_name(KeyVaultOp op);  // "get", "wrapKey", "unwrapKey"
 // response) into KeyProperties; `base` is the key URL without version, and
 // the version is taken from key.kid. Throws Error(Protocol) when a required
 // field is missing or malformed.
-KeyProperties parse_key_bundle(const std::string& body, const std::string& base);
+KeyProperties parse_key_bundle(std::string_view body, const std::string& base);
+
+// The string value of the member `name` of the JSON object in body, copied
+// into locked memory; *redacted is body with that value's characters
+// replaced by kSecretPlaceholder, for the JSON parser, whose buffers are
+// ordinary heap (the unwrap answer's value is the DEK). nullopt if the
+// object has no such member, has it twice, or it is not a plain string (an
+// escape would need a parser's buffers; Key Vault's base64url needs none),
+// or the scan cannot follow the text: the parser then says what is wrong.
+constexpr char kSecretPlaceholder = 'A';
+std::optional<SecureString> take_string_member(const SecureString& body, const char* name, SecureString* redacted);
 
 // Checks that the key can wrap and unwrap now: kty RSA or RSA-HSM, 2048, 3072
 // or 4096 bits, enabled, nbf <= now < exp, key_ops allowing wrapKey and
@@ -74,7 +84,7 @@ private:
     void check_usable(const KeyProperties& key, const std::string& request_id) const;
     // Sends one Key Vault request with the challenge flow; returns the final
     // 2xx response or throws the mapped Error.
-    HttpResponse send(const std::string& method, const std::string& path, const std::string& body, KeyVaultOp op,
+    HttpResponse send(const std::string& method, const std::string& path, const SecureString& body, KeyVaultOp op,
                       const std::string& key_id, const Budget& budget);
     std::string url_for(const std::string& path) const;
     [[noreturn]] void rethrow_redacted(const Error& e) const;

@@ -29,7 +29,7 @@ std::string scope_to_resource(const std::vector<std::string>& scopes) {
     return r;
 }
 
-std::string service_message(const std::string& body) {
+std::string service_message(std::string_view body) {
     auto j = nlohmann::json::parse(body, nullptr, false);
     if (!j.is_object()) return {};
     std::string m;

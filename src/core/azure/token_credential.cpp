@@ -87,7 +87,7 @@ AccessToken make_access_token(std::string token, std::chrono::seconds expires_in
     return t;
 }
 
-AccessToken parse_token_response(const std::string& body, SystemClock::time_point now) {
+AccessToken parse_token_response(std::string_view body, SystemClock::time_point now) {
     json j = json::parse(body, nullptr, false);
     if (j.is_discarded() || !j.is_object())
         throw Error(ErrorKind::Protocol, "the token endpoint's answer is not a JSON object");
@@ -248,7 +248,7 @@ AccessToken request_entra_token(Pipeline& pipeline, const std::string& authority
     req.url = token_endpoint(authority_host, tenant);
     req.headers.add("Content-Type", "application/x-www-form-urlencoded");
     req.headers.add("Accept", "application/json");
-    req.body = form_body;
+    req.body.assign(form_body.data(), form_body.size());
     req.timeout_ms = pipeline.request_timeout_ms();
     PipelineResult r;
     try {

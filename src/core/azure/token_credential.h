@@ -63,7 +63,7 @@ AccessToken make_access_token(std::string token, std::chrono::seconds expires_in
 // string, unix seconds), as Entra ID, IMDS and the App Service identity
 // endpoint send them. Throws Error(Protocol) naming the missing field; never
 // puts the body into the message.
-AccessToken parse_token_response(const std::string& body, SystemClock::time_point now);
+AccessToken parse_token_response(std::string_view body, SystemClock::time_point now);
 
 // One cache per credential, keyed by tenant and scopes.
 class TokenCache {

@@ -9,6 +9,8 @@
 #include <mutex>
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
 
 namespace cmk {
 
@@ -56,7 +58,16 @@ size_t on_body(char* data, size_t size, size_t n, void* userp) {
         return 0;  // makes libcurl stop with CURLE_WRITE_ERROR
     }
     t->response->body.append(data, len);
+    OPENSSL_cleanse(data, len);  // libcurl's receive buffer: the body may hold a DEK
     return len;
+}
+
+// Every TLS connection wipes a record's plaintext after handing it over
+// (otherwise the last answer stays in OpenSSL's read buffer while libcurl
+// keeps the connection).
+CURLcode on_ssl_ctx(CURL*, void* ssl_ctx, void*) {
+    SSL_CTX_set_options(static_cast<SSL_CTX*>(ssl_ctx), SSL_OP_CLEANSE_PLAINTEXT);
+    return CURLE_OK;
 }
 
 size_t on_header(char* data, size_t size, size_t n, void* userp) {
@@ -226,6 +237,8 @@ HttpResponse HttpClient::send(const HttpRequest& request) {
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &transfer);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "cmk/0.1 (PostgreSQL encryption at rest; libcurl)");
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
+    curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
 
     if (request.method == "GET") {
         curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);

@@ -12,11 +12,17 @@
 //   http_proxy, no_proxy, NO_PROXY), which libcurl reads itself; loopback and
 //   the IMDS address never go through a proxy.
 // - Redirects are not followed (a bearer token must not travel to another host).
+// - What a body held does not stay behind in the libraries: OpenSSL wipes
+//   each TLS record's plaintext once handed over (SSL_OP_CLEANSE_PLAINTEXT),
+//   libcurl's receive buffer is wiped where the body was copied out of it,
+//   HTTP/1.1 only (no HTTP/2 stream buffers).
 // - A transport failure (DNS, connect, TLS handshake, timeout, reset) throws
 //   Error(Transient) naming the host and libcurl's error text; a certificate
 //   that fails verification throws Error(Config), since retrying cannot help.
 #pragma once
 #include "core_guard.h"
+
+#include "secure_bytes.h"
 
 #include <memory>
 #include <mutex>
@@ -44,11 +50,13 @@ private:
     std::vector<std::pair<std::string, std::string>> fields_;
 };
 
+// Bodies live in locked memory left out of core dumps (secure_bytes.h): a
+// wrap request and an unwrap answer carry a DEK, token requests a secret.
 struct HttpRequest {
     std::string method = "GET";
     std::string url;
     HttpHeaders headers;
-    std::string body;
+    SecureString body;
     int timeout_ms = 10000;          // whole request
     int connect_timeout_ms = 0;      // 0: same as timeout_ms
 };
@@ -56,7 +64,7 @@ struct HttpRequest {
 struct HttpResponse {
     long status = 0;
     HttpHeaders headers;
-    std::string body;
+    SecureString body;
 };
 
 // Splits a URL into scheme, host (without port, lower case, IPv6 without

@@ -12,7 +12,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(make_kek cmk_node plain_node files_containing dir_fingerprint
-  fingerprint_diff slurp_log_since);
+  fingerprint_diff slurp_log_since can_attach_gdb);
 
 # An RSA private key in PEM, as cmk.key_url = 'file:...' expects.
 sub make_kek
@@ -112,6 +112,17 @@ sub fingerprint_diff
 	}
 	push @diff, map { "added $_" } grep { !exists $a->{$_} } sort keys %$b;
 	return join(', ', @diff);
+}
+
+# Whether gdb can attach to the server's processes from here: gdb is
+# installed and Yama (if loaded) lets a process trace a non-child of the
+# same user (ptrace_scope 0, Debian's default).
+sub can_attach_gdb
+{
+	return 0 unless system('gdb --version >/dev/null 2>&1') == 0;
+	my $scope = '/proc/sys/kernel/yama/ptrace_scope';
+	return 1 unless -e $scope;
+	return slurp_file($scope) =~ /^0/ ? 1 : 0;
 }
 
 # Log text written after byte offset $from.

@@ -83,7 +83,7 @@ sub check_image
 my $cores = PostgreSQL::Test::Utils::tempdir();
 SKIP:
 {
-	skip 'gdb is not installed', 6 unless system('gdb --version >/dev/null 2>&1') == 0;
+	skip 'gdb cannot attach to the server here (not installed, or Yama ptrace_scope > 0)', 6 unless can_attach_gdb();
 	system_log('gcore', '-o', "$cores/backend", $pid);
 	check_image("$cores/backend.$pid", 'gcore of a live backend');
 	system_log('gcore', '-o', "$cores/postmaster", $postmaster);
@@ -132,7 +132,7 @@ SKIP:
 # postmaster's memory, which every backend inherits, or in a backend's.
 SKIP:
 {
-	skip 'gdb is not installed', 6 unless system('gdb --version >/dev/null 2>&1') == 0;
+	skip 'gdb cannot attach to the server here (not installed, or Yama ptrace_scope > 0)', 4 unless can_attach_gdb();
 	my $kv = KvEmulator->new("${PostgreSQL::Test::Utils::tmp_check}/kv_120");
 	$kv->admin('add-identity', '--tenant', $kv->tenant, '--client-id', 'pg-server', '--secret', 's3cret-120');
 	$kv->admin('grant', '--client-id', 'pg-server', '--permissions', 'get,wrapKey,unwrapKey');

@@ -96,7 +96,7 @@ chomp $backend;
 my $postmaster = (split /\n/, slurp_file($node->data_dir . '/postmaster.pid'))[0];
 SKIP:
 {
-	skip 'gdb is not installed', 6 unless system('gdb --version >/dev/null 2>&1') == 0;
+	skip 'gdb cannot attach to the server here (not installed, or Yama ptrace_scope > 0)', 6 unless can_attach_gdb();
 	for my $p ([ 'a backend', $backend ], [ 'the postmaster', $postmaster ])
 	{
 		my ($what, $pid) = @$p;

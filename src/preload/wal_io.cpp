@@ -25,6 +25,7 @@
 // Failures set errno to EIO (EPERM for a refused open) with a message on
 // stderr, so the tool reports the file and stops; nothing is written in
 // plaintext instead.
+#include "azure/azure_environment.h"
 #include "error.h"
 #include "key_derivation.h"
 #include "key_store.h"
@@ -104,6 +105,7 @@ Keys* keys_at(const std::string& path, std::string* error) {
     if (::stat(path.c_str(), &st) != 0) return nullptr;
     try {
         ProviderSettings settings;
+        settings.environment = azure::process_environment();  // the tool's own, as pg_cmk
         if (const char* a = std::getenv("CMK_AUTH")) settings.auth = a;
         if (const char* c = std::getenv("CMK_CA_FILE")) settings.ca_file = c;
         OpenedKeys opened = open_keyring_file(path, settings);

@@ -160,6 +160,7 @@ SKIP:
 	check_kv_image("$cores/kvpostmaster.$pm", 'Key Vault: gcore of the postmaster');
 	$bg->quit;
 	$kvnode->stop;
+	$kv->stop;
 }
 
 sub check_kv_image

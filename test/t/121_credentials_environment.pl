@@ -154,5 +154,6 @@ $restored->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()');
 is($restored->safe_psql('postgres', 'SELECT count(*) FROM t'), '1001', 'the restored server replayed the archive');
 $restored->stop;
 $node->stop;
+$kv->stop;
 
 done_testing();

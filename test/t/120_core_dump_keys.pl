@@ -41,6 +41,7 @@ my $pg_ctl = 'pg_ctl';
 sub start_with_cores
 {
 	system_or_bail($pg_ctl, '-c', '-w', '-D', $datadir, '-l', $node->logfile, 'start');
+	$node->_update_pid(1);    # so that a failing test still stops it
 }
 start_with_cores();
 $node->safe_psql('postgres', 'CREATE EXTENSION cmk');

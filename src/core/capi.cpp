@@ -17,6 +17,7 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -113,6 +114,45 @@ std::string join_lines(const std::vector<std::string>& lines) {
     return all;
 }
 
+bool holds(const cmk_key_state* state, uint32_t generation) {
+    for (uint32_t i = 0; i < state->n_slots; i++)
+        if (state->slots[i].generation == generation) return true;
+    return false;
+}
+
+// The WAL table of *state from the keyring (generations whose keys are held),
+// under its sequence counter: readers retry while it is odd or moved.
+void set_wal_table(cmk_key_state* state, const cmk::Keyring& k) {
+    std::vector<cmk_wal_generation> t;
+    uint64_t seg = state->wal_segment_bytes ? state->wal_segment_bytes : (16u << 20);
+    for (const auto& e : k.entries)
+        if (holds(state, e.generation))
+            t.push_back({e.current_from_lsn ? (e.current_from_lsn / seg + 2) * seg : 0, e.current_from_lsn, e.generation});
+    // Ties (keyrings written before WAL from LSNs existed): the current one last.
+    std::sort(t.begin(), t.end(), [&](const cmk_wal_generation& a, const cmk_wal_generation& b) {
+        if (a.from_lsn != b.from_lsn) return a.from_lsn < b.from_lsn;
+        bool ac = a.generation == k.current_generation, bc = b.generation == k.current_generation;
+        if (ac != bc) return bc;
+        return a.generation < b.generation;
+    });
+    __atomic_add_fetch(&state->wal_table_seq, 1, __ATOMIC_ACQ_REL);
+    for (size_t i = 0; i < t.size(); i++) state->wal[i] = t[i];
+    state->n_wal = static_cast<uint32_t>(t.size());
+    __atomic_add_fetch(&state->wal_table_seq, 1, __ATOMIC_ACQ_REL);
+}
+
+void set_kek_fields(cmk_key_state* state, const cmk::Keyring& k) {
+    const cmk::KeyringEntry& cur = k.current();
+    copy_text(state->kek_base, sizeof state->kek_base, cur.wrapped.kek_base);
+    copy_text(state->kek_version, sizeof state->kek_version, cur.wrapped.kek_version);
+    copy_text(state->wrap_algorithm, sizeof state->wrap_algorithm, cur.wrapped.algorithm);
+    state->created_at = static_cast<int64_t>(cur.created_at);
+    state->installed_timeline = k.installed_timeline;
+    state->installed_lsn = k.installed_lsn;
+    cmk::KeyUrl url = cmk::parse_key_url(cur.wrapped.kek_base);
+    copy_text(state->provider, sizeof state->provider, url.kind == cmk::KeyUrl::Kind::File ? "file" : "azure-key-vault");
+}
+
 }  // namespace
 
 CMK_EXPORT int cmk_core_open_keys(const char* datadir, const char* key_url, const cmk_provider_settings* settings,
@@ -126,7 +166,9 @@ CMK_EXPORT int cmk_core_open_keys(const char* datadir, const char* key_url, cons
         cmk::OpenedKeys keys = cmk::open_or_create_keys(
             datadir, key_url ? key_url : "", ps,
             [&] { return encrypted_data_exists != nullptr && encrypted_data_exists(arg) != 0; });
+        uint64_t segment_bytes = state->wal_segment_bytes;
         std::memset(state, 0, sizeof *state);
+        state->wal_segment_bytes = segment_bytes;
         const cmk::KeyringEntry& cur = keys.keyring.current();
         state->current_generation = keys.keyring.current_generation;
         state->created_at = static_cast<int64_t>(cur.created_at);
@@ -135,11 +177,14 @@ CMK_EXPORT int cmk_core_open_keys(const char* datadir, const char* key_url, cons
         copy_text(state->kek_base, sizeof state->kek_base, cur.wrapped.kek_base);
         copy_text(state->kek_version, sizeof state->kek_version, cur.wrapped.kek_version);
         copy_text(state->wrap_algorithm, sizeof state->wrap_algorithm, cur.wrapped.algorithm);
+        state->installed_timeline = keys.keyring.installed_timeline;
+        state->installed_lsn = keys.keyring.installed_lsn;
         for (const auto& g : keys.generations) {
             cmk_key_slot& slot = state->slots[state->n_slots++];
             slot.generation = g.generation;
             std::memcpy(slot.dek, g.dek.data(), CMK_DEK_BYTES);
         }
+        set_wal_table(state, keys.keyring);
         warnings = keys.warnings;
     });
     if (messages) {
@@ -251,13 +296,17 @@ void export_keyring(const cmk::Keyring& k, const std::vector<cmk::UnwrappedGener
 }  // namespace
 
 CMK_EXPORT int cmk_core_add_generation(const char* datadir, const cmk_key_state* state, const cmk_provider_settings* settings,
-                                       uint8_t** bytes, size_t* len, cmk_messages* messages, cmk_error* err) {
+                                       uint8_t** bytes, size_t* len, cmk_key_slot* new_slot, cmk_messages* messages,
+                                       cmk_error* err) {
     *bytes = nullptr;
     *len = 0;
     return with_provider_log(settings, messages, err, [&](const cmk::ProviderSettings& ps) {
         std::vector<cmk::UnwrappedGeneration> deks = deks_of(state);
         cmk::Keyring next = cmk::add_generation(read_keyring(datadir), deks, ps);
         export_keyring(next, deks, bytes, len);
+        const cmk::UnwrappedGeneration& added = deks.back();
+        std::memcpy(new_slot->dek, added.dek.data(), CMK_DEK_BYTES);
+        new_slot->generation = added.generation;
     });
 }
 
@@ -271,37 +320,101 @@ CMK_EXPORT int cmk_core_remove_generation(const char* datadir, const cmk_key_sta
     });
 }
 
-CMK_EXPORT int cmk_core_install_keyring(const char* datadir, const uint8_t* bytes, size_t len, cmk_key_state* state,
-                                        const cmk_provider_settings* settings, cmk_messages* messages, cmk_error* err) {
+namespace {
+
+std::vector<cmk::UnwrappedGeneration> deks_with(const cmk_key_state* state, const cmk_key_slot* extra, uint32_t n_extra) {
+    std::vector<cmk::UnwrappedGeneration> deks = deks_of(state);
+    for (uint32_t i = 0; i < n_extra; i++)
+        if (extra[i].generation != 0 && !holds(state, extra[i].generation))
+            deks.push_back({extra[i].generation, cmk::SecureBytes(extra[i].dek, extra[i].dek + CMK_DEK_BYTES)});
+    return deks;
+}
+
+}  // namespace
+
+CMK_EXPORT int cmk_core_keyring_generations(const uint8_t* bytes, size_t len, uint32_t* gens, uint32_t* n,
+                                            cmk_error* err) {
+    *n = 0;
+    return guarded(err, [&] {
+        cmk::Keyring k = cmk::decode_keyring(cmk::Bytes(bytes, bytes + len));
+        for (const auto& e : k.entries) gens[(*n)++] = e.generation;
+    });
+}
+
+CMK_EXPORT int cmk_core_keyring_unknown(const uint8_t* bytes, size_t len, const cmk_key_state* state, uint32_t* gens,
+                                        uint32_t* n, cmk_error* err) {
+    *n = 0;
+    return guarded(err, [&] {
+        cmk::Keyring next = cmk::decode_keyring(cmk::Bytes(bytes, bytes + len));
+        for (uint32_t g : cmk::unknown_generations(next, deks_of(state))) gens[(*n)++] = g;
+    });
+}
+
+CMK_EXPORT int cmk_core_unwrap_generations(const uint8_t* bytes, size_t len, const uint32_t* gens, uint32_t n,
+                                           const cmk_provider_settings* settings, cmk_key_slot* out,
+                                           cmk_messages* messages, cmk_error* err) {
     return with_provider_log(settings, messages, err, [&](const cmk::ProviderSettings& ps) {
-        std::vector<cmk::UnwrappedGeneration> deks = deks_of(state);
-        size_t known = deks.size();
-        cmk::Keyring k = cmk::install_keyring(datadir, cmk::Bytes(bytes, bytes + len), deks, ps);
-        // New generations first (slots are only appended), then the ids.
-        for (size_t i = known; i < deks.size() && state->n_slots < CMK_MAX_GENERATIONS; i++) {
-            cmk_key_slot& slot = state->slots[state->n_slots];
-            std::memcpy(slot.dek, deks[i].dek.data(), CMK_DEK_BYTES);
-            slot.generation = deks[i].generation;
-            __atomic_thread_fence(__ATOMIC_RELEASE);
-            state->n_slots++;
+        cmk::Keyring next = cmk::decode_keyring(cmk::Bytes(bytes, bytes + len));
+        auto keys = cmk::unwrap_generations(next, std::vector<uint32_t>(gens, gens + n), ps);
+        for (size_t i = 0; i < keys.size(); i++) {
+            std::memcpy(out[i].dek, keys[i].dek.data(), CMK_DEK_BYTES);
+            out[i].generation = keys[i].generation;
         }
+    });
+}
+
+CMK_EXPORT int cmk_core_finish_keyring_change(const uint8_t* bytes, size_t len, const cmk_key_state* state,
+                                              const cmk_key_slot* extra, uint32_t n_extra, uint32_t timeline,
+                                              uint64_t lsn, uint8_t** file, size_t* file_len, cmk_error* err) {
+    *file = nullptr;
+    *file_len = 0;
+    return guarded(err, [&] {
+        cmk::Bytes out = cmk::finish_keyring_change(cmk::Bytes(bytes, bytes + len), deks_with(state, extra, n_extra),
+                                                    state->current_generation, timeline, lsn);
+        uint8_t* p = static_cast<uint8_t*>(std::malloc(out.size()));
+        if (!p) throw std::bad_alloc();
+        std::memcpy(p, out.data(), out.size());
+        *file = p;
+        *file_len = out.size();
+    });
+}
+
+CMK_EXPORT int cmk_core_apply_keyring(const uint8_t* file, size_t len, cmk_key_state* state, const cmk_key_slot* extra,
+                                      uint32_t n_extra, const uint32_t* keep, uint32_t n_keep, cmk_error* err) {
+    return guarded(err, [&] {
+        cmk::Keyring k = cmk::decode_keyring(cmk::Bytes(file, file + len));
+        auto in_keyring = [&](uint32_t g) {
+            for (const auto& e : k.entries)
+                if (e.generation == g) return true;
+            return false;
+        };
+        // Keys of new generations first: a reader sees a slot's generation
+        // only after its key (a wiped slot, generation 0, is reused).
+        for (uint32_t i = 0; i < n_extra; i++) {
+            uint32_t g = extra[i].generation;
+            if (g == 0 || !in_keyring(g) || holds(state, g)) continue;
+            uint32_t at = state->n_slots;
+            for (uint32_t j = 0; j < state->n_slots; j++)
+                if (state->slots[j].generation == 0) { at = j; break; }
+            if (at == CMK_MAX_GENERATIONS) throw cmk::Error(cmk::ErrorKind::Internal, "no room for another key generation in memory");
+            std::memcpy(state->slots[at].dek, extra[i].dek, CMK_DEK_BYTES);
+            __atomic_store_n(&state->slots[at].generation, g, __ATOMIC_RELEASE);
+            if (at == state->n_slots) __atomic_store_n(&state->n_slots, at + 1, __ATOMIC_RELEASE);
+        }
+        if (!holds(state, k.current_generation))
+            throw cmk::Error(cmk::ErrorKind::Internal, "the new current key generation is not in memory");
+        set_kek_fields(state, k);
+        set_wal_table(state, k);
+        __atomic_store_n(&state->current_generation, k.current_generation, __ATOMIC_RELEASE);
         for (uint32_t i = 0; i < state->n_slots; i++) {
-            bool kept = false;
-            for (const auto& e : k.entries) kept = kept || e.generation == state->slots[i].generation;
-            if (!kept && state->slots[i].generation != 0) {
-                OPENSSL_cleanse(state->slots[i].dek, CMK_DEK_BYTES);
-                state->slots[i].generation = 0;  // retired
-            }
+            uint32_t g = state->slots[i].generation;
+            bool kept = g == 0 || in_keyring(g);
+            for (uint32_t j = 0; j < n_keep; j++) kept = kept || keep[j] == g;
+            if (kept) continue;
+            __atomic_store_n(&state->slots[i].generation, 0u, __ATOMIC_RELEASE);  // retired
+            __atomic_add_fetch(&state->retired_epoch, 1, __ATOMIC_ACQ_REL);
+            OPENSSL_cleanse(state->slots[i].dek, CMK_DEK_BYTES);
         }
-        const cmk::KeyringEntry& cur = k.current();
-        copy_text(state->kek_base, sizeof state->kek_base, cur.wrapped.kek_base);
-        copy_text(state->kek_version, sizeof state->kek_version, cur.wrapped.kek_version);
-        copy_text(state->wrap_algorithm, sizeof state->wrap_algorithm, cur.wrapped.algorithm);
-        state->created_at = static_cast<int64_t>(cur.created_at);
-        __atomic_thread_fence(__ATOMIC_RELEASE);
-        state->current_generation = k.current_generation;
-        cmk::KeyUrl url = cmk::parse_key_url(cur.wrapped.kek_base);
-        copy_text(state->provider, sizeof state->provider, url.kind == cmk::KeyUrl::Kind::File ? "file" : "azure-key-vault");
     });
 }
 
@@ -405,6 +518,8 @@ static_assert(CMK_WAL_PAGE_MAGIC == cmk::kWalPageMagic, "one WAL page magic");
 static_assert(CMK_WAL_GENERATION_MASK == cmk::kWalGenerationMask, "one WAL generation mask");
 
 CMK_EXPORT uint32_t cmk_wal_page_generation(const uint8_t* page) { return cmk::wal_page_generation(page); }
+
+CMK_EXPORT int cmk_wal_page_is_plaintext_wal(const uint8_t* page) { return cmk::wal_page_is_plaintext_wal(page) ? 1 : 0; }
 
 CMK_EXPORT int cmk_wal_page_encrypt(cmk_xts* xts, uint32_t generation, const uint8_t* in, uint8_t* out) {
     return cmk::wal_page_encrypt(xts->cipher, generation, in, out) ? 1 : 0;

@@ -79,6 +79,16 @@ typedef struct cmk_key_slot
 	uint8_t		dek[CMK_DEK_BYTES];
 } cmk_key_slot;
 
+/* A generation in the WAL table: current since the WAL record ending at
+ * current_from_lsn (0: first, or unknown), encrypting WAL pages from
+ * from_lsn (the start of the second segment after it). */
+typedef struct cmk_wal_generation
+{
+	uint64_t	from_lsn;
+	uint64_t	current_from_lsn;
+	uint32_t	generation;
+} cmk_wal_generation;
+
 /* What the glue keeps about the keyring (no key material besides slots). */
 typedef struct cmk_key_state
 {
@@ -91,7 +101,21 @@ typedef struct cmk_key_state
 	int64_t		created_at;		/* of the current generation */
 	int			keyring_created;	/* this start created it */
 	uint32_t	temp_generation;	/* temporary files of this server run (glue) */
+	uint32_t	installed_timeline; /* the WAL record that installed the keyring */
+	uint64_t	installed_lsn;
+	uint64_t	wal_segment_bytes;	/* set by the glue before opening the keys */
 	cmk_key_slot slots[CMK_MAX_GENERATIONS];
+	cmk_key_slot staged;		/* a generation being added (rotation lock) */
+	uint32_t	retired_epoch;	/* bumped when a generation's key is wiped */
+
+	/*
+	 * WAL pages are encrypted with the generation of the last entry whose
+	 * from_lsn is at or below the page's address (the first entry below
+	 * all); ascending. Readers retry while wal_table_seq is odd or changed.
+	 */
+	uint32_t	wal_table_seq;
+	uint32_t	n_wal;
+	cmk_wal_generation wal[CMK_MAX_GENERATIONS];
 } cmk_key_state;
 
 /* Messages for the server log, one per line: warnings (configuration that
@@ -136,18 +160,45 @@ int			cmk_core_rewrap_keyring(const char *datadir, const cmk_key_state *state,
 									const char *new_key_url, const cmk_provider_settings *settings,
 									uint8_t **bytes, size_t *len, cmk_messages *messages, cmk_error *err);
 
-/* Installs keyring bytes (after WAL-logging them, or in WAL redo): unwraps
- * generations *state does not hold yet, verifies the MAC, writes the file
- * atomically and updates *state (KEK ids, new generations). */
-int			cmk_core_install_keyring(const char *datadir, const uint8_t *bytes, size_t len,
-									 cmk_key_state *state, const cmk_provider_settings *settings,
-									 cmk_messages *messages, cmk_error *err);
+/*
+ * A keyring change (the bytes its WAL record carries) is applied in steps,
+ * so that everything that can fail happens before anything is changed:
+ *  - cmk_core_keyring_generations: the generations it has, and
+ *    cmk_core_keyring_unknown: the generations it has that *state does not
+ *    hold (*n set; gens has room for CMK_MAX_GENERATIONS);
+ *  - cmk_core_unwrap_generations: unwraps those (the only step that calls a
+ *    key provider) into out[n], each checked against its key check value;
+ *  - cmk_core_finish_keyring_change: checks every generation's key check
+ *    value against the keys held (*state plus extra[n_extra]) and the MAC,
+ *    and returns the file to write (free with cmk_core_free), marked as
+ *    installed by the WAL record ending at (timeline, lsn), which makes
+ *    current a generation that becomes current;
+ *  - cmk_core_apply_keyring: updates *state from that file: keys of new
+ *    generations from extra, the current generation, KEK ids, the WAL table;
+ *    generations the file lacks are wiped unless listed in keep.
+ */
+int			cmk_core_keyring_generations(const uint8_t *bytes, size_t len, uint32_t *gens, uint32_t *n,
+										 cmk_error *err);
+int			cmk_core_keyring_unknown(const uint8_t *bytes, size_t len, const cmk_key_state *state,
+									 uint32_t *gens, uint32_t *n, cmk_error *err);
+int			cmk_core_unwrap_generations(const uint8_t *bytes, size_t len, const uint32_t *gens, uint32_t n,
+										const cmk_provider_settings *settings, cmk_key_slot *out,
+										cmk_messages *messages, cmk_error *err);
+int			cmk_core_finish_keyring_change(const uint8_t *bytes, size_t len, const cmk_key_state *state,
+										   const cmk_key_slot *extra, uint32_t n_extra,
+										   uint32_t timeline, uint64_t lsn,
+										   uint8_t **file, size_t *file_len, cmk_error *err);
+int			cmk_core_apply_keyring(const uint8_t *file, size_t len, cmk_key_state *state,
+								   const cmk_key_slot *extra, uint32_t n_extra,
+								   const uint32_t *keep, uint32_t n_keep, cmk_error *err);
 
-/* DEK rotation: a keyring with a new generation (wrapped by the current KEK)
- * made current, or without a retired one; nothing written, as above. */
+/* DEK rotation: a keyring with a new generation (wrapped by the current KEK,
+ * verified by unwrapping) made current, its key in *new_slot; or without a
+ * retired one; nothing written, as above. */
 int			cmk_core_add_generation(const char *datadir, const cmk_key_state *state,
 									const cmk_provider_settings *settings,
-									uint8_t **bytes, size_t *len, cmk_messages *messages, cmk_error *err);
+									uint8_t **bytes, size_t *len, cmk_key_slot *new_slot,
+									cmk_messages *messages, cmk_error *err);
 int			cmk_core_remove_generation(const char *datadir, const cmk_key_state *state, uint32_t generation,
 									   uint8_t **bytes, size_t *len, cmk_error *err);
 
@@ -218,6 +269,7 @@ int			cmk_temp_unit_decrypt(cmk_temp_cipher *cipher, uint64_t path_hash, uint64_
 #define CMK_WAL_PAGE_MAGIC 0xD110
 #define CMK_WAL_GENERATION_MASK 0xFF00
 uint32_t	cmk_wal_page_generation(const uint8_t *page);
+int			cmk_wal_page_is_plaintext_wal(const uint8_t *page);
 int			cmk_wal_page_encrypt(cmk_xts *xts, uint32_t generation, const uint8_t *in, uint8_t *out);
 int			cmk_wal_page_decrypt(cmk_xts *xts, uint8_t *page);
 

@@ -154,20 +154,52 @@ Keyring remove_generation(const Keyring& keyring, uint32_t generation) {
 }
 
 
-Keyring install_keyring(const std::string& datadir, const Bytes& file, std::vector<UnwrappedGeneration>& deks,
-                        const ProviderSettings& settings) {
-    Keyring k = decode_keyring(file);
-    for (const auto& e : k.entries) {
+std::vector<uint32_t> unknown_generations(const Keyring& next, const std::vector<UnwrappedGeneration>& deks) {
+    std::vector<uint32_t> out;
+    for (const auto& e : next.entries) {
         bool known = false;
         for (const auto& g : deks) known = known || g.generation == e.generation;
-        if (known) continue;
-        auto provider = make_key_provider(parse_key_url(e.wrapped.kek_base), settings);
-        deks.push_back({e.generation, unwrap_and_check(*provider, e)});
+        if (!known) out.push_back(e.generation);
     }
-    const SecureBytes& dek = dek_of(deks, k.current_generation);
-    verify_keyring_mac(file, derive_keys(dek.data(), dek.size()).keyring_mac);
-    write_file_atomically(keyring_path(datadir), file, 0600);
-    return k;
+    return out;
+}
+
+std::vector<UnwrappedGeneration> unwrap_generations(const Keyring& next, const std::vector<uint32_t>& generations,
+                                                    const ProviderSettings& settings) {
+    std::vector<UnwrappedGeneration> out;
+    for (uint32_t g : generations) {
+        const KeyringEntry& e = next.entry(g);
+        auto provider = make_key_provider(parse_key_url(e.wrapped.kek_base), settings);
+        out.push_back({g, unwrap_and_check(*provider, e)});
+    }
+    return out;
+}
+
+Bytes finish_keyring_change(const Bytes& record, const std::vector<UnwrappedGeneration>& deks, uint32_t previous_current,
+                            uint32_t timeline, uint64_t lsn) {
+    Keyring k = decode_keyring(record);
+    for (const auto& e : k.entries) {
+        const SecureBytes* dek = nullptr;
+        for (const auto& g : deks)
+            if (g.generation == e.generation) dek = &g.dek;
+        if (!dek)
+            throw Error(ErrorKind::Internal, "key generation " + std::to_string(e.generation) + " of the new keyring is not unwrapped");
+        if (CRYPTO_memcmp(derive_keys(dek->data(), dek->size()).check_value.data(), e.check_value.data(), kKcvBytes) != 0)
+            throw Error(ErrorKind::KeyringCorrupt,
+                        "the new keyring's key check value of generation " + std::to_string(e.generation) +
+                            " does not match the key this server holds for it",
+                        "The keyring change belongs to another cluster's keys, or this server's keyring is not the one of its primary.",
+                        "Rebuild this server from a base backup of its primary, which carries the right keyring.");
+    }
+    const SecureBytes& current = dek_of(deks, k.current_generation);
+    SecureBytes mac_key = derive_keys(current.data(), current.size()).keyring_mac;
+    verify_keyring_mac(record, mac_key);
+    k.installed_timeline = timeline;
+    k.installed_lsn = lsn;
+    for (auto& e : k.entries)
+        if (e.generation == k.current_generation && e.generation != previous_current && e.current_from_lsn == 0)
+            e.current_from_lsn = lsn;
+    return encode_keyring(k, mac_key);
 }
 
 }  // namespace cmk

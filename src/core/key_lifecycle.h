@@ -46,9 +46,21 @@ Keyring add_generation(const Keyring& keyring, std::vector<UnwrappedGeneration>&
 // The keyring without `generation` (never the current one).
 Keyring remove_generation(const Keyring& keyring, uint32_t generation);
 
-// Installs keyring bytes (from WAL): decodes them, unwraps generations not in
-// `deks` (appending them), verifies the MAC, writes the file.
-Keyring install_keyring(const std::string& datadir, const Bytes& file, std::vector<UnwrappedGeneration>& deks,
-                        const ProviderSettings& settings);
+// A keyring change (the bytes a WAL record carries) against the keys held:
+// the generations it has whose keys are not in `deks`. Structure only.
+std::vector<uint32_t> unknown_generations(const Keyring& next, const std::vector<UnwrappedGeneration>& deks);
+
+// Unwraps those generations with the KEKs the keyring records, each checked
+// against its key check value.
+std::vector<UnwrappedGeneration> unwrap_generations(const Keyring& next, const std::vector<uint32_t>& generations,
+                                                    const ProviderSettings& settings);
+
+// Verifies a keyring change against the keys held, which must cover every
+// generation it has: each key check value, then the MAC. Returns the file to
+// write: the keyring marked as installed by the WAL record ending at
+// (timeline, lsn), which also makes current a generation that becomes
+// current (previous_current is the one it replaces). No provider is called.
+Bytes finish_keyring_change(const Bytes& record, const std::vector<UnwrappedGeneration>& deks, uint32_t previous_current,
+                            uint32_t timeline, uint64_t lsn);
 
 }  // namespace cmk

@@ -89,6 +89,8 @@ Bytes encode_keyring(const Keyring& keyring, const SecureBytes& mac_key) {
     w.u16(0);
     w.u32(keyring.current_generation);
     w.u32(static_cast<uint32_t>(keyring.entries.size()));
+    w.u32(keyring.installed_timeline);
+    w.u64(keyring.installed_lsn);
     for (const auto& e : keyring.entries) {
         w.u32(e.generation);
         w.u64(e.created_at);
@@ -97,6 +99,7 @@ Bytes encode_keyring(const Keyring& keyring, const SecureBytes& mac_key) {
         w.bytes16(e.wrapped.kek_version.data(), e.wrapped.kek_version.size());
         w.bytes16(e.wrapped.wrapped.data(), e.wrapped.wrapped.size());
         w.raw(e.check_value.data(), e.check_value.size());
+        w.u64(e.current_from_lsn);
     }
     auto mac = hmac(w.out.data(), w.out.size(), mac_key);
     w.raw(mac.data(), mac.size());
@@ -110,10 +113,10 @@ Keyring decode_keyring(const Bytes& file) {
     Reader r(file.data(), file.size() - kMacBytes);
     r.raw(sizeof kMagic, "magic");
     uint16_t version = r.u16("header");
-    if (version != kKeyringFormatVersion)
+    if (version < kKeyringOldestFormatVersion || version > kKeyringFormatVersion)
         throw Error(ErrorKind::KeyringCorrupt,
-                    "keyring has format version " + std::to_string(version) + ", this cmk reads version " +
-                        std::to_string(kKeyringFormatVersion),
+                    "keyring has format version " + std::to_string(version) + ", this cmk reads versions " +
+                        std::to_string(kKeyringOldestFormatVersion) + " to " + std::to_string(kKeyringFormatVersion),
                     {}, "Run the cmk release that wrote this keyring, or restore a keyring from a backup.");
     uint16_t flags = r.u16("header");
     if (flags != 0) corrupt("unknown flags " + std::to_string(flags));
@@ -121,6 +124,10 @@ Keyring decode_keyring(const Bytes& file) {
     k.current_generation = r.u32("header");
     uint32_t count = r.u32("header");
     if (count == 0 || count > kMaxGenerations) corrupt("entry count " + std::to_string(count) + " out of range");
+    if (version >= 2) {
+        k.installed_timeline = r.u32("header");
+        k.installed_lsn = r.u64("header");
+    }
     for (uint32_t i = 0; i < count; i++) {
         KeyringEntry e;
         e.generation = r.u32("entry");
@@ -135,6 +142,7 @@ Keyring decode_keyring(const Bytes& file) {
         const uint8_t* wp = r.raw(wlen, "entry");
         e.wrapped.wrapped.assign(wp, wp + wlen);
         std::memcpy(e.check_value.data(), r.raw(kKcvBytes, "entry"), kKcvBytes);
+        if (version >= 2) e.current_from_lsn = r.u64("entry");
         if (e.wrapped.kek_base.empty() || e.wrapped.wrapped.empty()) corrupt("entry " + std::to_string(i) + " is empty");
         k.entries.push_back(std::move(e));
     }

@@ -35,7 +35,14 @@ extern cmk_key_state *cmk_keys;
 extern void cmk_key_memory_init(void);
 extern cmk_xts *cmk_cipher_for(uint32 generation, cmk_key_purpose purpose);
 extern cmk_temp_cipher *cmk_temp_cipher_for(uint32 generation);
+extern cmk_xts *cmk_cipher_if_known(uint32 generation, cmk_key_purpose purpose);
 extern uint32 cmk_current_generation(void);
+extern uint32 cmk_wal_generation_for(uint64 pageaddr);
+extern uint64 cmk_current_from_lsn(uint32 generation);
+
+/* state_files.c: pg_cmk files replaced whole (temp, fsync, durable_rename) */
+extern bool cmk_write_file_synced(const char *path, const void *data, size_t len, int elevel);
+extern bool cmk_replace_file(const char *path, const void *data, size_t len, int elevel);
 
 /* credentials.c: the Azure credentials, out of the environment */
 #define CMK_CREDENTIALS_BYTES 8192

@@ -131,6 +131,8 @@ cmk_file_opened(int fd, cmk_file_class class, const char *path)
 			fd_in_pgsql_tmp[fd] = in_dir(path, "pgsql_tmp/");
 		cmk_temp_file_opened(fd, path);
 	}
+	else if (class == CMK_FILE_WAL)
+		cmk_wal_file_opened(fd, path);
 }
 
 static inline bool
@@ -141,15 +143,16 @@ reading_for_base_backup(cmk_file_class class, int fd)
 	return !(class == CMK_FILE_TEMP && fd >= 0 && fd < CMK_FD_TABLE_SIZE && fd_in_pgsql_tmp[fd]);
 }
 
-void
+/* Decrypts what a read returned; 0, or -1 with errno (the read fails). */
+int
 cmk_file_after_read(cmk_file_class class, int fd, void *buf, size_t len, off_t offset)
 {
 	if (reading_for_base_backup(class, fd))
-		return;
+		return 0;
 	if (class == CMK_FILE_WAL)
-		cmk_wal_after_read(fd, (char *) buf, len, offset);
-	else
-		cmk_temp_after_read(fd, (char *) buf, len, offset);
+		return cmk_wal_after_read(fd, (char *) buf, len, offset);
+	cmk_temp_after_read(fd, (char *) buf, len, offset);
+	return 0;
 }
 
 ssize_t

@@ -57,7 +57,7 @@ extern int	cmk_fileno(FILE *stream);
 /* file_classes.c: which files are encrypted, and dispatch per class */
 extern cmk_file_class cmk_classify_path(const char *path);
 extern void cmk_refuse_unencrypted_file_settings(void);
-extern void cmk_file_after_read(cmk_file_class class, int fd, void *buf, size_t len, off_t offset);
+extern int	cmk_file_after_read(cmk_file_class class, int fd, void *buf, size_t len, off_t offset);
 extern ssize_t cmk_file_write(cmk_file_class class, int fd, const void *buf, size_t count, off_t offset);
 extern ssize_t cmk_file_writev(cmk_file_class class, int fd, const struct iovec *iov, int iovcnt, off_t offset);
 extern int	cmk_file_truncate(cmk_file_class class, int fd, off_t length);
@@ -71,9 +71,10 @@ extern int	cmk_temp_truncate(int fd, off_t length);
 extern void cmk_temp_rekey_at_start(void);
 
 /* wal_cipher.c */
-extern void cmk_wal_after_read(int fd, char *buf, size_t len, off_t offset);
+extern void cmk_wal_file_opened(int fd, const char *path);
+extern int	cmk_wal_after_read(int fd, char *buf, size_t len, off_t offset);
 extern ssize_t cmk_wal_write(int fd, const char *buf, size_t count, off_t offset);
 extern bool cmk_wal_page_encrypt_copy(const char *in, char *out);
-extern bool cmk_wal_page_decrypt_in_place(char *page);
+extern void cmk_count_live_wal_pages(uint32 generation, int64 *pages, int64 *segments);
 
 #endif							/* CMK_FILE_IO_H */

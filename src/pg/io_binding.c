@@ -137,8 +137,9 @@ cmk_pread(int fd, void *buf, size_t count, off_t offset)
 	cmk_file_class class = cmk_fd_class_of(fd);
 	ssize_t		r = cmk_real_io.pread(fd, buf, count, offset);
 
-	if (unlikely(class != CMK_FILE_PLAIN) && r > 0)
-		cmk_file_after_read(class, fd, buf, (size_t) r, offset);
+	if (unlikely(class != CMK_FILE_PLAIN) && r > 0 &&
+		cmk_file_after_read(class, fd, buf, (size_t) r, offset) != 0)
+		return -1;
 	return r;
 }
 
@@ -163,8 +164,8 @@ cmk_read(int fd, void *buf, size_t count)
 		return cmk_real_io.read(fd, buf, count);
 	offset = lseek(fd, 0, SEEK_CUR);
 	r = cmk_real_io.read(fd, buf, count);
-	if (r > 0 && offset >= 0)
-		cmk_file_after_read(class, fd, buf, (size_t) r, offset);
+	if (r > 0 && offset >= 0 && cmk_file_after_read(class, fd, buf, (size_t) r, offset) != 0)
+		return -1;
 	return r;
 }
 

@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 
@@ -82,6 +83,7 @@ cmk_key_memory_init(void)
 				 errhint("Set cmk.key_url = 'file:/absolute/path/kek.pem' or 'https://<vault>.vault.azure.net/keys/<name>' in postgresql.conf.")));
 
 	cmk_provider_settings_from_gucs(&settings);
+	cmk_keys->wal_segment_bytes = (uint64) wal_segment_size;
 	rc = cmk_core_open_keys(DataDir, cmk_key_url, &settings, cmk_encrypted_data_exists, DataDir,
 							cmk_keys, &messages, &err);
 	for (line = strtok(messages.log, "\n"); line; line = strtok(NULL, "\n"))
@@ -97,6 +99,16 @@ cmk_key_memory_init(void)
 		cmk_event(cmk_keys->keyring_created ? "keyring_created" : "keyring_opened", kek, "ok",
 				  psprintf("key generation %u unwrapped at start-up (KEK version %s)",
 						   cmk_keys->current_generation, cmk_keys->kek_version));
+	}
+
+	/* A keyring change staged by a run that stopped before its WAL record
+	 * was written, or before it was installed: WAL replay redoes the latter. */
+	{
+		char		next[MAXPGPATH];
+
+		snprintf(next, sizeof(next), "%s/pg_cmk/keyring.next", DataDir);
+		if (unlink(next) != 0 && errno != ENOENT)
+			ereport(FATAL, (errcode_for_file_access(), errmsg("cmk: could not remove \"%s\": %m", next)));
 	}
 
 	cmk_temp_rekey_at_start();
@@ -119,40 +131,88 @@ cmk_current_generation(void)
 	return cmk_keys->current_generation;
 }
 
-/* The DEK of a generation; ERROR if the keyring does not have it. */
+/* The DEK of a generation in memory, or NULL. */
 static const uint8 *
-dek_of(uint32 generation)
+held_dek(uint32 generation)
 {
-	for (uint32 i = 0; i < cmk_keys->n_slots; i++)
-	{
-		if (cmk_keys->slots[i].generation == generation && generation != 0)
+	uint32		n = __atomic_load_n(&cmk_keys->n_slots, __ATOMIC_ACQUIRE);
+
+	if (generation == 0)
+		return NULL;
+	for (uint32 i = 0; i < n; i++)
+		if (__atomic_load_n(&cmk_keys->slots[i].generation, __ATOMIC_ACQUIRE) == generation)
 			return cmk_keys->slots[i].dek;
-	}
+	return NULL;
+}
+
+static void
+unknown_generation_error(uint32 generation)
+{
 	ereport(ERROR,
 			(errcode(ERRCODE_DATA_CORRUPTED),
-			 errmsg("cmk: key generation %u is not in the keyring", generation),
-			 errhint("The data was encrypted with a key generation that this keyring does not hold; restore the keyring that belongs to this data directory.")));
-	return NULL;				/* keep compiler quiet */
+			 errmsg("cmk: data encrypted with key generation %u, which the keyring does not hold", generation),
+			 errdetail("cmk_retire_generation() removed it while something still used it, or pg_cmk/keyring is not the keyring of this data directory."),
+			 errhint("Restore pg_cmk/keyring from a backup taken before generation %u was retired, or restore this server from a base backup.",
+					 generation)));
+}
+
+/* A generation was retired: drop this process's ciphers of those no longer held. */
+static uint32 seen_retired_epoch = 0;
+
+static void
+forget_retired_ciphers(void)
+{
+	seen_retired_epoch = __atomic_load_n(&cmk_keys->retired_epoch, __ATOMIC_ACQUIRE);
+	for (uint32 g = 1; g <= CMK_MAX_GENERATIONS; g++)
+	{
+		if (held_dek(g) != NULL)
+			continue;
+		for (int p = 0; p < 2; p++)
+		{
+			if (ciphers[p][g] != NULL)
+				cmk_xts_free(ciphers[p][g]);
+			ciphers[p][g] = NULL;
+		}
+		if (temp_ciphers[g] != NULL)
+			cmk_temp_cipher_free(temp_ciphers[g]);
+		temp_ciphers[g] = NULL;
+	}
 }
 
 /*
- * The cipher of one generation and purpose. Allocates only the first time
- * a process meets a generation; ERROR if the keyring does not have it.
+ * The cipher of one generation and purpose, or NULL when the keyring does
+ * not hold that generation. Allocates only the first time a process meets a
+ * generation.
  */
 cmk_xts *
-cmk_cipher_for(uint32 generation, cmk_key_purpose purpose)
+cmk_cipher_if_known(uint32 generation, cmk_key_purpose purpose)
 {
 	cmk_error	err;
 	cmk_xts    *xts;
+	const uint8 *dek;
 
+	if (unlikely(__atomic_load_n(&cmk_keys->retired_epoch, __ATOMIC_ACQUIRE) != seen_retired_epoch))
+		forget_retired_ciphers();
 	if (likely(generation <= CMK_MAX_GENERATIONS && ciphers[purpose][generation] != NULL))
 		return ciphers[purpose][generation];
-
-	xts = cmk_xts_create(dek_of(generation), purpose, &err);
+	if (generation > CMK_MAX_GENERATIONS || (dek = held_dek(generation)) == NULL)
+		return NULL;
+	xts = cmk_xts_create(dek, purpose, &err);
 	if (xts == NULL)
 		ereport(ERROR, (errmsg("cmk: could not set up the cipher of key generation %u: %s",
 							   generation, err.message)));
 	ciphers[purpose][generation] = xts;
+	return xts;
+}
+
+/* As cmk_cipher_if_known; ERROR if the keyring does not hold the generation. */
+cmk_xts *
+cmk_cipher_for(uint32 generation, cmk_key_purpose purpose)
+{
+	cmk_xts    *xts = cmk_cipher_if_known(generation, purpose);
+
+	if (unlikely(xts == NULL))
+		unknown_generation_error(generation);
 	return xts;
 }
 
@@ -162,14 +222,59 @@ cmk_temp_cipher_for(uint32 generation)
 {
 	cmk_error	err;
 	cmk_temp_cipher *cipher;
+	const uint8 *dek;
 
+	if (unlikely(__atomic_load_n(&cmk_keys->retired_epoch, __ATOMIC_ACQUIRE) != seen_retired_epoch))
+		forget_retired_ciphers();
 	if (likely(generation <= CMK_MAX_GENERATIONS && temp_ciphers[generation] != NULL))
 		return temp_ciphers[generation];
-
-	cipher = cmk_temp_cipher_create(dek_of(generation), &err);
+	if (generation > CMK_MAX_GENERATIONS || (dek = held_dek(generation)) == NULL)
+		unknown_generation_error(generation);
+	cipher = cmk_temp_cipher_create(dek, &err);
 	if (cipher == NULL)
 		ereport(ERROR, (errmsg("cmk: could not set up the temporary-file cipher of key generation %u: %s",
 							   generation, err.message)));
 	temp_ciphers[generation] = cipher;
 	return cipher;
+}
+
+/* End of the WAL record that made generation current (0: unknown). */
+uint64
+cmk_current_from_lsn(uint32 generation)
+{
+	for (uint32 i = 0; i < cmk_keys->n_wal; i++)
+		if (cmk_keys->wal[i].generation == generation)
+			return cmk_keys->wal[i].current_from_lsn;
+	return 0;
+}
+
+/*
+ * The generation that encrypts the WAL page at pageaddr: the keyring's WAL
+ * table, read under its sequence counter (changes are rare and quick).
+ */
+uint32
+cmk_wal_generation_for(uint64 pageaddr)
+{
+	for (;;)
+	{
+		uint32		seq = __atomic_load_n(&cmk_keys->wal_table_seq, __ATOMIC_ACQUIRE);
+		uint32		n;
+		uint32		generation;
+
+		if (unlikely(seq & 1))
+			continue;
+		n = cmk_keys->n_wal;
+		generation = n > 0 ? cmk_keys->wal[0].generation : cmk_keys->current_generation;
+		for (uint32 i = n; i-- > 0;)
+		{
+			if (pageaddr >= cmk_keys->wal[i].from_lsn)
+			{
+				generation = cmk_keys->wal[i].generation;
+				break;
+			}
+		}
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (likely(__atomic_load_n(&cmk_keys->wal_table_seq, __ATOMIC_RELAXED) == seq))
+			return generation;
+	}
 }

@@ -1,28 +1,53 @@
 /*
  * Keyring changes go through WAL, with a custom resource manager (PostgreSQL
  * 15's RegisterCustomRmgr): the record carries the whole new keyring file
- * (wrapped DEKs only, and WAL is encrypted anyway). Replaying it writes the
- * file and updates the keys in memory, so a standby follows a rotation made
- * on its primary, and a primary that crashes between the record and the
- * file write finishes the change in crash recovery. Order on the primary:
- * WAL record, flush, then the file.
+ * (wrapped DEKs and their key check values; WAL is encrypted anyway), so a
+ * standby follows a change made on its primary and a primary that crashes
+ * in the middle of one finishes it in crash recovery (DESIGN.md "Keyring
+ * changes through WAL").
+ *
+ * On the primary everything that can fail happens before the record: the
+ * Key Vault calls and their verification (the core), the check of the new
+ * keyring against the keys held, and writing the new file in full as
+ * pg_cmk/keyring.next, fsynced. After the record only steps that cannot run
+ * out of space remain: the record's position is written over the staged
+ * file (same size), which is renamed into place, and the keys in memory are
+ * switched. A failure there is a PANIC, and crash recovery installs the
+ * change from the record.
+ *
+ * Redo never PANICs: a step that fails (a Key Vault that cannot be reached
+ * to unwrap a new generation, a full disk) is reported once and retried
+ * every few seconds, like a missing WAL segment, until it succeeds. A KEK
+ * rotation needs no Key Vault at all there: the keys are the ones held,
+ * checked against the key check values. A record older than the installed
+ * keyring (a restart replaying WAL again) changes nothing.
  *
  * Resource manager id 152 (in the custom range 128..255); change
  * CMK_RMGR_ID if another extension on the same server uses it.
  */
 #include "postgres.h"
 
+#include <unistd.h>
+
 #include "access/xlog.h"
 #include "access/xloginsert.h"
 #include "access/xlogreader.h"
+#include "access/xlogrecovery.h"
 #include "access/xlog_internal.h"
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgwriter.h"
+#include "postmaster/startup.h"
+#include "storage/fd.h"
+#include "storage/latch.h"
 #include "storage/lwlock.h"
 
 #include "pg/cmk.h"
+#include "pg/file_io.h"
 #include "pg/lifecycle.h"
 
 #define XLOG_CMK_KEYRING 0x00
+#define REDO_RETRY_MS 1000
 
 void
 cmk_kek_id(char *buf, size_t len)
@@ -45,40 +70,78 @@ log_messages(const cmk_messages *m)
 }
 
 static void
-install(const uint8 *bytes, size_t len, int elevel)
+keyring_paths(char *keyring, char *next)
 {
-	cmk_provider_settings settings;
-	cmk_messages messages;
-	cmk_error	err;
-
-	cmk_provider_settings_from_gucs(&settings);
-	if (cmk_core_install_keyring(DataDir, bytes, len, cmk_keys, &settings, &messages, &err) != 0)
-	{
-		log_messages(&messages);
-		ereport(elevel,
-				(errmsg("cmk: could not install the new keyring: %s", err.message),
-				 err.detail[0] ? errdetail("%s", err.detail) : 0,
-				 err.hint[0] ? errhint("%s", err.hint) : 0));
-	}
-	log_messages(&messages);
+	snprintf(keyring, MAXPGPATH, "%s/pg_cmk/keyring", DataDir);
+	snprintf(next, MAXPGPATH, "%s/pg_cmk/keyring.next", DataDir);
 }
 
-/* WAL record, flush, then the file and the keys in memory; frees bytes. */
 static void
-log_and_install(uint8 *bytes, size_t len)
+report_core(int elevel, const char *what, const cmk_error *err)
 {
-	XLogRecPtr	lsn;
+	ereport(elevel,
+			(errmsg("cmk: %s: %s", what, err->message),
+			 err->detail[0] ? errdetail("%s", err->detail) : 0,
+			 err->hint[0] ? errhint("%s", err->hint) : 0));
+}
 
+/*
+ * A keyring change on the primary, under the rotation lock. bytes: the new
+ * keyring, made and verified by the core; added: the key of a generation it
+ * adds, or NULL. ERROR before the WAL record leaves everything unchanged.
+ */
+static void
+change_on_primary(const uint8 *bytes, size_t len, const cmk_key_slot *added)
+{
+	char		keyring[MAXPGPATH];
+	char		next[MAXPGPATH];
+	uint8	   *file;
+	size_t		file_len;
+	cmk_error	err;
+	XLogRecPtr	lsn;
+	TimeLineID	tli;
+	int			fd;
+
+	keyring_paths(keyring, next);
+
+	/* 1. The new file in full, staged: what can fail fails here. */
+	if (cmk_core_finish_keyring_change(bytes, len, cmk_keys, added, added ? 1 : 0, 0, 0,
+									   &file, &file_len, &err) != 0)
+		report_core(ERROR, "the new keyring does not match the keys in memory", &err);
+	if (!cmk_write_file_synced(next, file, file_len, WARNING))
+	{
+		cmk_core_free(file);
+		ereport(ERROR,
+				(errmsg("cmk: could not stage the new keyring"),
+				 errdetail("The keyring was not changed.")));
+	}
+	cmk_core_free(file);
+
+	/* 2. The record. */
 	START_CRIT_SECTION();
 	XLogBeginInsert();
 	XLogRegisterData((char *) bytes, (uint32) len);
 	lsn = XLogInsert(CMK_RMGR_ID, XLOG_CMK_KEYRING);
 	XLogFlush(lsn);
 	END_CRIT_SECTION();
+	tli = GetWALInsertionTimeLine();
 
-	/* From here on, failing to write would leave WAL and file disagreeing. */
-	install(bytes, len, PANIC);
-	cmk_core_free(bytes);
+	/*
+	 * 3. Install. The staged file takes the record's position (same length:
+	 * no new space), is renamed into place, and the keys in memory follow.
+	 * A failure PANICs; crash recovery installs the change from the record.
+	 */
+	if (cmk_core_finish_keyring_change(bytes, len, cmk_keys, added, added ? 1 : 0, tli, lsn,
+									   &file, &file_len, &err) != 0)
+		report_core(PANIC, "could not install the new keyring", &err);
+	fd = OpenTransientFile(next, O_WRONLY | PG_BINARY);
+	if (fd < 0 || pg_pwrite(fd, file, file_len, 0) != (ssize_t) file_len || pg_fsync(fd) != 0 ||
+		CloseTransientFile(fd) != 0)
+		ereport(PANIC, (errcode_for_file_access(), errmsg("cmk: could not write \"%s\": %m", next)));
+	durable_rename(next, keyring, PANIC);
+	if (cmk_core_apply_keyring(file, file_len, cmk_keys, added, added ? 1 : 0, NULL, 0, &err) != 0)
+		report_core(PANIC, "could not switch to the new keyring", &err);
+	cmk_core_free(file);
 }
 
 static void
@@ -106,9 +169,11 @@ cmk_add_generation(void)
 	require_primary();
 	LWLockAcquire(cmk_rotation_lock(), LW_EXCLUSIVE);
 	cmk_provider_settings_from_gucs(&settings);
-	if (cmk_core_add_generation(DataDir, cmk_keys, &settings, &bytes, &len, &messages, &err) != 0)
+	if (cmk_core_add_generation(DataDir, cmk_keys, &settings, &bytes, &len, &cmk_keys->staged,
+								&messages, &err) != 0)
 	{
 		log_messages(&messages);
+		cmk_core_wipe(&cmk_keys->staged, sizeof(cmk_keys->staged));
 		LWLockRelease(cmk_rotation_lock());
 		cmk_event("dek_rotation", NULL, "failed", err.message);
 		ereport(ERROR,
@@ -117,7 +182,16 @@ cmk_add_generation(void)
 				 err.hint[0] ? errhint("%s", err.hint) : 0));
 	}
 	log_messages(&messages);
-	log_and_install(bytes, len);
+	PG_TRY();
+	{
+		change_on_primary(bytes, len, &cmk_keys->staged);
+	}
+	PG_FINALLY();
+	{
+		cmk_core_wipe(&cmk_keys->staged, sizeof(cmk_keys->staged));
+		cmk_core_free(bytes);
+	}
+	PG_END_TRY();
 	generation = cmk_keys->current_generation;
 	cmk_kek_id(id, sizeof(id));
 	LWLockRelease(cmk_rotation_lock());
@@ -140,7 +214,15 @@ cmk_remove_generation(uint32 generation)
 		LWLockRelease(cmk_rotation_lock());
 		ereport(ERROR, (errmsg("cmk: %s", err.message)));
 	}
-	log_and_install(bytes, len);
+	PG_TRY();
+	{
+		change_on_primary(bytes, len, NULL);
+	}
+	PG_FINALLY();
+	{
+		cmk_core_free(bytes);
+	}
+	PG_END_TRY();
 	LWLockRelease(cmk_rotation_lock());
 	cmk_event("generation_retired", NULL, "ok", psprintf("key generation %u removed from the keyring", generation));
 }
@@ -179,20 +261,208 @@ cmk_replace_keyring(const char *new_key_url)
 				 err.hint[0] ? errhint("%s", err.hint) : 0));
 	}
 
-	log_and_install(bytes, len);
+	PG_TRY();
+	{
+		change_on_primary(bytes, len, NULL);
+	}
+	PG_FINALLY();
+	{
+		cmk_core_free(bytes);
+	}
+	PG_END_TRY();
 	cmk_kek_id(new_id, sizeof(new_id));
 	LWLockRelease(cmk_rotation_lock());
 	cmk_event("kek_rotated", new_id, "ok", psprintf("the keyring was wrapped by %s", old_id));
+}
+
+/* ---- redo ---- */
+
+/*
+ * The redo loop's reporting: each distinct failure is logged once, saying
+ * what is wrong and what to do; replay resumes by itself once it is fixed.
+ */
+static char last_report[1024];
+
+static void
+report_waiting(XLogRecPtr lsn, const char *what, const char *detail, const char *hint)
+{
+	char		key[sizeof(last_report)];
+	char	   *k;
+
+	/* The same failure, whatever numbers (timings, attempts) it carries. */
+	snprintf(key, sizeof(key), "%s|%s", what, detail ? detail : "");
+	for (k = key; *k; k++)
+		if (isdigit((unsigned char) *k))
+			*k = '#';
+	if (strcmp(key, last_report) == 0)
+		return;
+	strlcpy(last_report, key, sizeof(last_report));
+	ereport(WARNING,
+			(errmsg("cmk: cannot replay the keyring change at %X/%X yet: %s", LSN_FORMAT_ARGS(lsn), what),
+			 detail && *detail ? errdetail("%s", detail) : 0,
+			 errhint("%s Replay waits and retries every second; it continues by itself once this is fixed.", hint)));
+}
+
+static void
+wait_before_retry(void)
+{
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, REDO_RETRY_MS, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	HandleStartupProcInterrupts();
+}
+
+static bool
+keyring_has(const uint8 *bytes, size_t len, uint32 generation)
+{
+	uint32		gens[CMK_MAX_GENERATIONS];
+	uint32		n = 0;
+	cmk_error	err;
+
+	if (cmk_core_keyring_generations(bytes, len, gens, &n, &err) != 0)
+		return true;			/* undecodable: redo reports it before this */
+	for (uint32 i = 0; i < n; i++)
+		if (gens[i] == generation)
+			return true;
+	return false;
+}
+
+/*
+ * A follower that replays a retirement must not need the generation again:
+ * a restartpoint moves its own crash-recovery start past the WAL that used
+ * it (the primary checkpointed after checking its standbys), then its live
+ * WAL is checked. A generation still there (a follower that lagged when the
+ * primary retired it) stays in memory for this run, with a warning; so does
+ * the one of this run's temporary files.
+ */
+static uint32
+retired_still_needed(const uint8 *bytes, size_t len, uint32 *keep)
+{
+	uint32		n_keep = 0;
+	bool		restartpoint_done = false;
+
+	for (uint32 i = 0; i < cmk_keys->n_slots; i++)
+	{
+		uint32		g = cmk_keys->slots[i].generation;
+		int64		pages,
+					segments;
+
+		if (g == 0 || keyring_has(bytes, len, g))
+			continue;
+		if (g == cmk_keys->temp_generation)
+		{
+			/* This run's temporary files use it; gone at the next start. */
+			keep[n_keep++] = g;
+			ereport(LOG, (errmsg("cmk: key generation %u was retired; this server keeps it in memory until it restarts, for its temporary files", g)));
+			continue;
+		}
+		if (!restartpoint_done && (StandbyMode || ArchiveRecoveryRequested))
+		{
+			RequestCheckpoint(CHECKPOINT_IMMEDIATE | CHECKPOINT_WAIT);
+			restartpoint_done = true;
+		}
+		cmk_count_live_wal_pages(g, &pages, &segments);
+		if (pages > 0)
+		{
+			keep[n_keep++] = g;
+			ereport(WARNING,
+					(errmsg("cmk: key generation %u was retired, but " INT64_FORMAT " WAL pages in " INT64_FORMAT " segments of this server's pg_wal still use it",
+							g, pages, segments),
+					 errdetail("This server received that WAL before it replayed the rotation; it keeps the key in memory until it restarts."),
+					 errhint("After its next restartpoint those segments are recycled; pages of a generation it no longer holds are read again from its upstream server or archive.")));
+		}
+	}
+	return n_keep;
 }
 
 static void
 cmk_rmgr_redo(XLogReaderState *record)
 {
 	uint8		info = XLogRecGetInfo(record) & ~XLR_INFO_MASK;
+	const uint8 *bytes = (const uint8 *) XLogRecGetData(record);
+	size_t		len = XLogRecGetDataLen(record);
+	XLogRecPtr	lsn = record->EndRecPtr;
+	TimeLineID	tli = record->latestPageTLI;
+	char		keyring[MAXPGPATH];
+	char		next[MAXPGPATH];
+	cmk_key_slot *added;
+	uint32		unknown[CMK_MAX_GENERATIONS];
+	uint32		keep[CMK_MAX_GENERATIONS];
+	uint32		n_unknown = 0;
+	uint32		n_keep = 0;
+	bool		checked_retired = false;
 
 	if (info != XLOG_CMK_KEYRING)
 		elog(PANIC, "cmk: unknown WAL record type %u", info);
-	install((const uint8 *) XLogRecGetData(record), XLogRecGetDataLen(record), PANIC);
+
+	/* Already installed: a restart replays WAL that the keyring has seen. */
+	if (tli < cmk_keys->installed_timeline ||
+		(tli == cmk_keys->installed_timeline && lsn <= cmk_keys->installed_lsn))
+	{
+		ereport(DEBUG1, (errmsg_internal("cmk: the keyring already holds the change at %X/%X", LSN_FORMAT_ARGS(lsn))));
+		return;
+	}
+
+	keyring_paths(keyring, next);
+	added = palloc0(sizeof(cmk_key_slot) * CMK_MAX_GENERATIONS);
+	last_report[0] = '\0';
+	for (;;)
+	{
+		cmk_provider_settings settings;
+		cmk_messages messages;
+		cmk_error	err;
+		uint8	   *file;
+		size_t		file_len;
+		char		what[1200];
+
+		if (cmk_core_keyring_unknown(bytes, len, cmk_keys, unknown, &n_unknown, &err) != 0)
+		{
+			report_waiting(lsn, err.message, err.detail, "The WAL record is damaged; restore this server from a base backup.");
+			wait_before_retry();
+			continue;
+		}
+		if (n_unknown > 0)
+		{
+			cmk_provider_settings_from_gucs(&settings);
+			if (cmk_core_unwrap_generations(bytes, len, unknown, n_unknown, &settings, added, &messages, &err) != 0)
+			{
+				snprintf(what, sizeof(what), "could not unwrap key generation %u: %s", unknown[0], err.message);
+				report_waiting(lsn, what, err.detail,
+							   "The new key generation is wrapped by the key encryption key in Key Vault: make it reachable from this server (network, credentials, permissions).");
+				wait_before_retry();
+				continue;
+			}
+			log_messages(&messages);
+		}
+		if (cmk_core_finish_keyring_change(bytes, len, cmk_keys, added, n_unknown, tli, lsn,
+										   &file, &file_len, &err) != 0)
+		{
+			report_waiting(lsn, err.message, err.detail, err.hint[0] ? err.hint : "");
+			wait_before_retry();
+			continue;
+		}
+		if (!checked_retired)
+		{
+			n_keep = retired_still_needed(bytes, len, keep);
+			checked_retired = true;
+		}
+		if (!cmk_write_file_synced(next, file, file_len, LOG) || durable_rename(next, keyring, LOG) != 0)
+		{
+			cmk_core_free(file);
+			snprintf(what, sizeof(what), "could not write \"%s\"", keyring);
+			report_waiting(lsn, what, NULL,
+						   "Free space on the data directory's file system, or fix the error logged above.");
+			wait_before_retry();
+			continue;
+		}
+		if (cmk_core_apply_keyring(file, file_len, cmk_keys, added, n_unknown, keep, n_keep, &err) != 0)
+			report_core(PANIC, "could not switch to the replayed keyring", &err);
+		cmk_core_free(file);
+		break;
+	}
+	cmk_core_wipe(added, sizeof(cmk_key_slot) * CMK_MAX_GENERATIONS);
+	pfree(added);
+	if (last_report[0])
+		ereport(LOG, (errmsg("cmk: the keyring change at %X/%X is replayed", LSN_FORMAT_ARGS(lsn))));
 	{
 		char		id[CMK_KEK_ID_MAX];
 

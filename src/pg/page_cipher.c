@@ -14,6 +14,7 @@
 #include "postgres.h"
 
 #include "access/xlog.h"
+#include "miscadmin.h"
 #include "port/pg_bswap.h"
 #include "storage/bufpage.h"
 
@@ -90,6 +91,34 @@ cmk_page_encrypt(const char *page, char *scratch, uint32 relnode, BlockNumber bl
 	return scratch;
 }
 
+/*
+ * A page of a generation the keyring does not hold (yet). During WAL replay
+ * that happens to pages a backup copied after a rotation it has not
+ * replayed yet: the visibility map and free space map, which replay reads
+ * without a full-page image and zeroes when invalid (PostgreSQL rebuilds
+ * them). The page is left as stored, with its generation bits set, so that
+ * PostgreSQL's own check finds it invalid. Anywhere else it is an error.
+ */
+static void
+unknown_generation(uint32 relnode, BlockNumber blkno, uint32 generation)
+{
+	if (AmStartupProcess())
+	{
+		ereport(WARNING,
+				(errmsg("cmk: block %u of relation file %u is encrypted with key generation %u, which the keyring does not hold yet",
+						blkno, relnode, generation),
+				 errdetail("WAL replay has not reached the rotation that created it (a backup copied the page after the rotation); the page is treated as invalid.")));
+		return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("cmk: block %u of relation file %u is encrypted with key generation %u, which the keyring does not hold",
+					blkno, relnode, generation),
+			 errdetail("cmk_retire_generation() removed it while a page still used it, or pg_cmk/keyring is not the keyring of this data directory."),
+			 errhint("Restore pg_cmk/keyring from a backup taken before generation %u was retired, or restore this server from a base backup.",
+					 generation)));
+}
+
 /* Decrypts in place a page just read from disk. */
 void
 cmk_page_decrypt(char *page, uint32 relnode, BlockNumber blkno)
@@ -100,15 +129,23 @@ cmk_page_decrypt(char *page, uint32 relnode, BlockNumber blkno)
 	bool		ciphertext_ok = true;
 	uint8		tweak[CMK_XTS_TWEAK_BYTES];
 
+	cmk_xts    *xts;
+
 	if (generation == 0)
 		return;					/* plaintext or new page */
+	xts = cmk_cipher_if_known(generation, CMK_PURPOSE_DATA_PAGES);
+	if (unlikely(xts == NULL))
+	{
+		unknown_generation(relnode, blkno, generation);
+		return;					/* left as stored: PostgreSQL finds it invalid */
+	}
 
 	checksums = DataChecksumsEnabled();
 	if (checksums)
 		ciphertext_ok = (cmk_checksum_page(page, blkno) == ph->pd_checksum);
 
 	make_tweak(tweak, relnode, blkno);
-	if (unlikely(cmk_xts_decrypt(cmk_cipher_for(generation, CMK_PURPOSE_DATA_PAGES),
+	if (unlikely(cmk_xts_decrypt(xts,
 								 (const uint8 *) page + CMK_HEADER_BYTES,
 								 (uint8 *) page + CMK_HEADER_BYTES,
 								 BLCKSZ - CMK_HEADER_BYTES, tweak) != 0))

@@ -3,8 +3,13 @@
  *   cmk_rotate_dek()                a new key generation, current at once;
  *                                   the sweep rewrites older pages
  *   cmk_retire_generation(integer)  removes an old generation from the
- *                                   keyring, refused while any relation page
- *                                   or WAL segment in pg_wal still uses it
+ *                                   keyring, refused while anything that may
+ *                                   still be read or replayed needs it:
+ *                                   relation pages, this run's temporary
+ *                                   files, WAL being written, standbys,
+ *                                   replication slots and base backups that
+ *                                   need WAL from before the rotation, live
+ *                                   WAL in pg_wal
  *   cmk_sweep_progress()            what the sweep is doing
  */
 #include "postgres.h"
@@ -16,6 +21,10 @@
 #include "access/htup_details.h"
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "postmaster/bgwriter.h"
+#include "utils/pg_lsn.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -76,56 +85,65 @@ count_relation_pages(const char *path, void *arg)
 	return false;
 }
 
-static void
-count_wal_pages(generation_count *c)
+/*
+ * The WAL position from which generation no longer encrypts WAL (the WAL
+ * from LSN of the generation after it in the keyring's WAL table);
+ * InvalidXLogRecPtr when unknown (a rotation made before cmk recorded it).
+ * Sets *still_current when the generation is the last in the table.
+ */
+static XLogRecPtr
+wal_stop_lsn(uint32 generation, bool *still_current)
 {
-	char		dir[MAXPGPATH];
-	DIR		   *d;
-	struct dirent *de;
-	PGAlignedXLogBlock page;
+	uint32		n = cmk_keys->n_wal;
 
-	snprintf(dir, sizeof(dir), "%s/pg_wal", DataDir);
-	d = opendir(dir);
-	if (d == NULL)
-		return;
-	while ((de = readdir(d)) != NULL)
+	*still_current = false;
+	for (uint32 i = 0; i < n; i++)
 	{
-		char		path[MAXPGPATH];
-		int			fd;
-		bool		hit = false;
-
-		TimeLineID	tli;
-		XLogSegNo	segno;
-		XLogRecPtr	start;
-		off_t		off = 0;
-
-		if (strlen(de->d_name) != 24 || strspn(de->d_name, "0123456789ABCDEF") != 24)
+		if (cmk_keys->wal[i].generation != generation)
 			continue;
-		XLogFromFileName(de->d_name, &tli, &segno, wal_segment_size);
-		XLogSegNoOffsetToRecPtr(segno, 0, wal_segment_size, start);
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		fd = open(path, O_RDONLY | PG_BINARY);
-		if (fd < 0)
-			continue;
-		while (read(fd, page.data, XLOG_BLCKSZ) == XLOG_BLCKSZ)
+		if (i + 1 == n)
 		{
-			/*
-			 * Only live pages count: a recycled segment keeps pages of its
-			 * earlier life (another xlp_pageaddr), which nothing reads.
-			 */
-			if (cmk_wal_page_generation((const uint8 *) page.data) == c->generation &&
-				((XLogPageHeader) page.data)->xlp_pageaddr == start + off)
-			{
-				c->pages++;
-				hit = true;
-			}
-			off += XLOG_BLCKSZ;
+			*still_current = true;
+			return InvalidXLogRecPtr;
 		}
-		close(fd);
-		if (hit)
-			c->files++;
+		return cmk_keys->wal[i + 1].from_lsn;
 	}
-	closedir(d);
+	return InvalidXLogRecPtr;
+}
+
+/*
+ * Replication slots whose restart_lsn is before threshold, standbys that
+ * have not replayed up to it, and running base backups: each may still ask
+ * this server for WAL that the generation encrypts. Returns the list, one
+ * line each, or NULL.
+ */
+static char *
+replication_holders(XLogRecPtr threshold)
+{
+	StringInfoData out;
+	char		lsn[32];
+	Oid			argtypes[1] = {PG_LSNOID};
+	Datum		args[1];
+
+	initStringInfo(&out);
+	snprintf(lsn, sizeof(lsn), "%X/%X", LSN_FORMAT_ARGS(threshold));
+	args[0] = LSNGetDatum(threshold);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT format('replication slot \"%s\" needs WAL from %s', slot_name, restart_lsn)"
+							  " FROM pg_replication_slots WHERE restart_lsn < $1 ORDER BY slot_name",
+							  1, argtypes, args, NULL, true, 0) == SPI_OK_SELECT)
+		for (uint64 i = 0; i < SPI_processed; i++)
+			appendStringInfo(&out, "%s%s", out.len ? "\n" : "",
+							 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	if (SPI_execute_with_args("SELECT CASE WHEN state = 'backup' THEN format('a base backup (%s, pid %s) is running', application_name, pid)"
+							  " ELSE format('standby \"%s\" has replayed WAL only up to %s', application_name, coalesce(replay_lsn::text, 'nothing yet')) END"
+							  " FROM pg_stat_replication WHERE replay_lsn IS NULL OR replay_lsn < $1 ORDER BY application_name, pid",
+							  1, argtypes, args, NULL, true, 0) == SPI_OK_SELECT)
+		for (uint64 i = 0; i < SPI_processed; i++)
+			appendStringInfo(&out, "%s%s", out.len ? "\n" : "",
+							 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	SPI_finish();
+	return out.len ? out.data : NULL;
 }
 
 Datum
@@ -133,10 +151,21 @@ cmk_retire_generation(PG_FUNCTION_ARGS)
 {
 	int32		generation = PG_GETARG_INT32(0);
 	generation_count data = {.generation = (uint32) generation};
-	generation_count wal = {.generation = (uint32) generation};
+	int64		wal_pages,
+				wal_segments;
 	bool		known = false;
+	bool		still_current;
+	XLogRecPtr	stop;
+	XLogRecPtr	threshold;
+	XLogRecPtr	insert;
+	char	   *holders;
 
 	cmk_require_top_level("cmk_retire_generation()");
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cmk: the keyring cannot be changed during recovery"),
+				 errhint("Retire generations on the primary; standbys follow through WAL.")));
 	for (uint32 i = 0; i < cmk_keys->n_slots; i++)
 		known = known || (cmk_keys->slots[i].generation == (uint32) generation && generation != 0);
 	if (!known)
@@ -151,17 +180,43 @@ cmk_retire_generation(PG_FUNCTION_ARGS)
 						errmsg("cmk: key generation %d still encrypts " INT64_FORMAT " pages in " INT64_FORMAT " relation files",
 							   generation, data.pages, data.files),
 						errhint("Wait for the sweep to finish (cmk_sweep_progress) and for a checkpoint.")));
-	count_wal_pages(&wal);
-	if (wal.pages > 0)
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_IN_USE),
-						errmsg("cmk: key generation %d still encrypts " INT64_FORMAT " pages in " INT64_FORMAT " WAL segments in pg_wal",
-							   generation, wal.pages, wal.files),
-						errdetail("Crash recovery, replication slots and standbys may still need those segments."),
-						errhint("They are removed or recycled by later checkpoints (SELECT pg_switch_wal(); CHECKPOINT;), once no replication slot holds them.")));
 	if ((uint32) generation == cmk_keys->temp_generation)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_IN_USE),
 						errmsg("cmk: key generation %d encrypts this server run's temporary files", generation),
 						errhint("Retire it after the next restart.")));
+
+	/* WAL: this server must be writing past it, and every reader must be too. */
+	stop = wal_stop_lsn((uint32) generation, &still_current);
+	insert = GetXLogInsertRecPtr();
+	if (still_current || (stop != InvalidXLogRecPtr && insert < stop))
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_IN_USE),
+						errmsg("cmk: key generation %d still encrypts new WAL", generation),
+						still_current ? 0 : errdetail("WAL is encrypted with the next generation from %X/%X on (the start of the second segment after the rotation); WAL is written at %X/%X.",
+													  LSN_FORMAT_ARGS(stop), LSN_FORMAT_ARGS(insert)),
+						errhint("Retire it once WAL has moved on (SELECT pg_switch_wal() moves to the next segment).")));
+	threshold = stop != InvalidXLogRecPtr ? stop : GetRedoRecPtr();
+	holders = replication_holders(threshold);
+	if (holders)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_IN_USE),
+						errmsg("cmk: key generation %d may still be needed to read WAL before %X/%X",
+							   generation, LSN_FORMAT_ARGS(threshold)),
+						errdetail("%s", holders),
+						errhint("Retire it once every standby has replayed past that point and no replication slot or base backup needs earlier WAL (drop slots that are no longer used).")));
+
+	/*
+	 * A checkpoint now: followers replaying the retirement make a
+	 * restartpoint at it, which moves their own crash-recovery start past
+	 * the WAL they wrote with this generation (they had replayed past the
+	 * rotation when checked above). It also recycles old segments here.
+	 */
+	RequestCheckpoint(CHECKPOINT_IMMEDIATE | CHECKPOINT_FORCE | CHECKPOINT_WAIT);
+	cmk_count_live_wal_pages((uint32) generation, &wal_pages, &wal_segments);
+	if (wal_pages > 0)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_IN_USE),
+						errmsg("cmk: key generation %d still encrypts " INT64_FORMAT " pages in " INT64_FORMAT " WAL segments in pg_wal",
+							   generation, wal_pages, wal_segments),
+						errdetail("Crash recovery, standbys that connect later (wal_keep_size), replication slots and the archiver may still need those segments."),
+						errhint("They are removed or recycled by later checkpoints (SELECT pg_switch_wal(); CHECKPOINT;), once nothing keeps them.")));
 
 	cmk_remove_generation((uint32) generation);
 	PG_RETURN_VOID();

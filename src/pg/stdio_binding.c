@@ -36,7 +36,8 @@ stream_read(void *cookie, char *buf, size_t size)
 
 	if (r > 0)
 	{
-		cmk_file_after_read(s->class, s->fd, buf, (size_t) r, s->pos);
+		if (cmk_file_after_read(s->class, s->fd, buf, (size_t) r, s->pos) != 0)
+			return -1;
 		s->pos += r;
 	}
 	return r;

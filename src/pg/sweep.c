@@ -82,23 +82,24 @@ sweep_pending(void)
 		buf[0] = '\0';
 	close(fd);
 	if (strncmp(buf, "done", 4) == 0)
-		return 0;
-	return (uint32) strtoul(buf, NULL, 10);
+	{
+		uint32		done = (uint32) strtoul(buf + 4, NULL, 10);
+
+		/* A rotation whose request could not be recorded still needs one. */
+		return (done != 0 && done != cmk_current_generation()) ? cmk_current_generation() : 0;
+	}
+	/* Pending: always to the current generation (a newer rotation may have
+	 * happened without its request being recorded, e.g. a crash). */
+	return buf[0] ? cmk_current_generation() : 0;
 }
 
-static void
-write_sweep_file(const char *text)
+static bool
+write_sweep_file(const char *text, int elevel)
 {
 	char		path[MAXPGPATH];
-	char		tmp[MAXPGPATH];
-	int			fd;
 
 	snprintf(path, sizeof(path), "%s/%s", DataDir, SWEEP_FILE);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t) strlen(text) || fsync(fd) != 0 ||
-		close(fd) != 0 || rename(tmp, path) != 0)
-		ereport(ERROR, (errcode_for_file_access(), errmsg("cmk: could not write \"%s\": %m", path)));
+	return cmk_replace_file(path, text, strlen(text), elevel);
 }
 
 /* First start of cmk on this data directory: whatever is there is plaintext. */
@@ -112,7 +113,7 @@ cmk_sweep_request_at_start(void)
 	if (cmk_keys->keyring_created)
 	{
 		snprintf(text, sizeof(text), "%u\n", cmk_keys->current_generation);
-		write_sweep_file(text);
+		write_sweep_file(text, ERROR);
 	}
 }
 
@@ -122,8 +123,10 @@ cmk_sweep_request(void)
 {
 	char		text[32];
 
+	/* The rotation is done: a failure here only delays the sweep (the
+	 * launcher also starts one when the last done mark is older). */
 	snprintf(text, sizeof(text), "%u\n", cmk_current_generation());
-	write_sweep_file(text);
+	(void) write_sweep_file(text, WARNING);
 	/* Its latch, not a signal: SIGUSR1 is PostgreSQL's (procsignal). */
 	if (cmk_status_shared->sweep_launcher_latch != NULL)
 		SetLatch(cmk_status_shared->sweep_launcher_latch);
@@ -163,6 +166,8 @@ sweep_relation(Oid relid, bool rewrite, int64 *stale_out)
 	Relation	rel;
 	PGAlignedBlock raw;
 	uint32		current = cmk_current_generation();
+	XLogRecPtr	rotated = cmk_current_from_lsn(current);
+	bool		logged;
 
 	rel = try_relation_open(relid, AccessShareLock);
 	if (rel == NULL)
@@ -181,6 +186,7 @@ sweep_relation(Oid relid, bool rewrite, int64 *stale_out)
 		SpinLockRelease(&cmk_status_shared->mutex);
 	}
 
+	logged = RelationNeedsWAL(rel);
 	for (ForkNumber fork = MAIN_FORKNUM; fork <= MAX_FORKNUM; fork++)
 	{
 		SMgrRelation smgr = RelationGetSmgr(rel);
@@ -203,8 +209,16 @@ sweep_relation(Oid relid, bool rewrite, int64 *stale_out)
 			kind = cmk_page_classify(raw.data);
 			if (kind == CMK_PAGE_NEW)
 				continue;
+			/*
+			 * A page in the current generation is done, unless WAL last
+			 * changed it before the rotation: followers may then still hold
+			 * it in an older generation (written before they replayed the
+			 * rotation, and not changed by WAL since), so it is logged once
+			 * more as a full image, which they write again.
+			 */
 			if (kind == CMK_PAGE_ENCRYPTED &&
-				((((PageHeader) raw.data)->pd_flags & CMK_PD_GENERATION_MASK) >> CMK_PD_GENERATION_SHIFT) == current)
+				((((PageHeader) raw.data)->pd_flags & CMK_PD_GENERATION_MASK) >> CMK_PD_GENERATION_SHIFT) == current &&
+				!((logged || fork == INIT_FORKNUM) && PageGetLSN(raw.data) < rotated))
 				continue;
 			stale++;
 			if (rewrite)
@@ -434,7 +448,7 @@ cmk_sweep_launcher_main(Datum arg)
 				char		done[32];
 
 				snprintf(done, sizeof(done), "done %u\n", target);
-				write_sweep_file(done);
+				(void) write_sweep_file(done, WARNING);
 				cmk_event("sweep_finished", NULL, "done", detail);
 				failed_passes = 0;
 			}

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "miscadmin.h"
+#include "storage/fd.h"
 
 #include "pg/cmk.h"
 #include "pg/file_io.h"
@@ -228,21 +229,80 @@ cmk_temp_truncate(int fd, off_t length)
 
 /*
  * Start-up, in the postmaster, before anything reads them: files of the
- * temporary class that survive a restart were written with the previous
- * run's generation (recorded in pg_cmk/temp_generation), or in plaintext
- * before cmk was first loaded (no record); re-encrypt them with this run's.
- * Plain libc I/O: the GOT is not patched yet.
+ * temporary class that survive a restart (two-phase state files, the
+ * pg_stat_statements dump) were written with an earlier run's generation, or
+ * in plaintext before cmk was first loaded; re-encrypt them with this run's.
+ * Each file's generation is found by decrypting its first unit under every
+ * generation the keyring holds (and none: plaintext) until its magic number
+ * appears, so a start that crashed half way is completed by the next one.
+ * Each file is replaced whole (temp, fsync, durable_rename). Plain libc
+ * I/O: the GOT is not patched yet.
  */
+#define TWOPHASE_FILE_MAGIC 0x57F94534	/* TWOPHASE_MAGIC (twophase.c) */
+#define PGSS_DUMP_MAGIC 0x20220408	/* PGSS_FILE_HEADER (pg_stat_statements.c) */
+
+/* Encrypts or decrypts in place the first limit bytes of data (a file of
+ * relpath, size bytes) with generation (0: plaintext, nothing to do). */
 static void
-rekey_file(const char *relpath, uint32 from, uint32 to)
+crypt_file(const char *relpath, char *data, size_t size, uint32 generation, bool encrypt, size_t limit)
+{
+	cmk_temp_cipher *cipher;
+	uint64		hash = cmk_temp_path_hash(relpath);
+
+	if (generation == 0)
+		return;
+	cipher = cmk_temp_cipher_for(generation);
+	for (size_t off = 0; off < size && off < limit; off += UNIT)
+	{
+		size_t		len = Min((size_t) UNIT, size - off);
+		uint8	   *unit = (uint8 *) data + off;
+		int			rc = encrypt ? cmk_temp_unit_encrypt(cipher, hash, off / UNIT, unit, unit, len)
+			: cmk_temp_unit_decrypt(cipher, hash, off / UNIT, unit, unit, len);
+
+		if (rc != 0)
+			ereport(FATAL, (errmsg("cmk: could not %s \"%s\" to re-key it", encrypt ? "encrypt" : "decrypt", relpath)));
+	}
+}
+
+/* The generation data (the file's bytes) was written with, or -1. */
+static int64
+file_generation(const char *relpath, const char *data, size_t size, uint32 magic)
+{
+	char		first[UNIT];
+	size_t		len = Min((size_t) UNIT, size);
+	uint32		candidates[CMK_MAX_GENERATIONS + 2];
+	int			n = 0;
+
+	if (size < sizeof(uint32))
+		return -1;
+	candidates[n++] = cmk_keys->current_generation;
+	for (uint32 i = 0; i < cmk_keys->n_slots; i++)
+		if (cmk_keys->slots[i].generation != 0 && cmk_keys->slots[i].generation != cmk_keys->current_generation)
+			candidates[n++] = cmk_keys->slots[i].generation;
+	candidates[n++] = 0;
+	for (int c = 0; c < n; c++)
+	{
+		uint32		found;
+
+		memcpy(first, data, len);
+		crypt_file(relpath, first, len, candidates[c], false, UNIT);
+		memcpy(&found, first, sizeof(found));
+		if (found == magic)
+			return candidates[c];
+	}
+	return -1;
+}
+
+static void
+rekey_file(const char *relpath, uint32 magic, uint32 to, int *rekeyed)
 {
 	char		path[MAXPGPATH];
 	char		tmp[MAXPGPATH];
 	int			fd;
 	struct stat st;
 	char	   *data;
-	uint64		hash = 0;
 	ssize_t		got = 0;
+	int64		from;
 
 	snprintf(path, sizeof(path), "%s/%s", DataDir, relpath);
 	fd = open(path, O_RDONLY);
@@ -263,30 +323,27 @@ rekey_file(const char *relpath, uint32 from, uint32 to)
 	}
 	close(fd);
 	if (got != st.st_size)
-		ereport(FATAL, (errmsg("cmk: could not read \"%s\" to re-key it", path)));
+		ereport(FATAL, (errcode_for_file_access(), errmsg("cmk: could not read \"%s\" to re-key it: %m", path)));
 
-	/* The tweak hash of the path, as cmk_temp_file_opened computes it. */
-	cmk_temp_file_opened(0, relpath);
-	hash = fd_path_hash[0];
-	for (off_t off = 0; off < st.st_size; off += UNIT)
+	from = file_generation(relpath, data, st.st_size, magic);
+	if (from < 0)
 	{
-		size_t		len = Min((size_t) UNIT, (size_t) (st.st_size - off));
-		uint32		saved = cmk_keys->temp_generation;
-
-		fd_path_hash[0] = hash;
-		cmk_keys->temp_generation = from;
-		if (from != 0)			/* 0: written before cmk, plaintext */
-			crypt_unit(0, (uint64) (off / UNIT), data + off, len, false);
-		cmk_keys->temp_generation = to;
-		crypt_unit(0, (uint64) (off / UNIT), data + off, len, true);
-		cmk_keys->temp_generation = saved;
+		ereport(WARNING,
+				(errmsg("cmk: \"%s\" does not decrypt to its magic number under any key generation of the keyring; left as it is", path)));
+		pfree(data);
+		return;
 	}
-	snprintf(tmp, sizeof(tmp), "%s.cmk-rekey", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || write(fd, data, st.st_size) != st.st_size || fsync(fd) != 0 || close(fd) != 0 ||
-		rename(tmp, path) != 0)
-		ereport(FATAL, (errmsg("cmk: could not re-key \"%s\": %m", path)));
-	fd_path_hash[0] = 0;
+	if ((uint32) from != to)
+	{
+		crypt_file(relpath, data, st.st_size, (uint32) from, false, SIZE_MAX);
+		crypt_file(relpath, data, st.st_size, to, true, SIZE_MAX);
+		snprintf(tmp, sizeof(tmp), "%s.cmk-rekey", path);
+		if (!cmk_write_file_synced(tmp, data, st.st_size, LOG) || durable_rename(tmp, path, LOG) != 0)
+			ereport(FATAL,
+					(errmsg("cmk: could not re-key \"%s\" (see the message above)", path),
+					 errdetail("The file is intact; the next start re-keys it.")));
+		(*rekeyed)++;
+	}
 	pfree(data);
 }
 
@@ -295,44 +352,30 @@ cmk_temp_rekey_at_start(void)
 {
 	char		path[MAXPGPATH];
 	char		buf[32];
-	uint32		previous = 0;	/* no record: files from before cmk, plaintext */
-	int			fd;
 	DIR		   *dir;
 	struct dirent *de;
+	int			rekeyed = 0;
 
 	cmk_keys->temp_generation = cmk_keys->current_generation;
-	snprintf(path, sizeof(path), "%s/pg_cmk/temp_generation", DataDir);
-	fd = open(path, O_RDONLY);
-	if (fd >= 0)
+	snprintf(path, sizeof(path), "%s/pg_twophase", DataDir);
+	if ((dir = opendir(path)) != NULL)
 	{
-		ssize_t		n = read(fd, buf, sizeof(buf) - 1);
+		while ((de = readdir(dir)) != NULL)
+		{
+			if (strlen(de->d_name) == 8 && strspn(de->d_name, "0123456789ABCDEF") == 8)
+				rekey_file(psprintf("pg_twophase/%s", de->d_name), TWOPHASE_FILE_MAGIC,
+						   cmk_keys->temp_generation, &rekeyed);
+		}
+		closedir(dir);
+	}
+	rekey_file("pg_stat/pg_stat_statements.stat", PGSS_DUMP_MAGIC, cmk_keys->temp_generation, &rekeyed);
+	if (rekeyed > 0)
+		ereport(LOG, (errmsg("cmk: re-encrypted %d surviving temporary files (two-phase state, pg_stat_statements dump) with key generation %u",
+							 rekeyed, cmk_keys->temp_generation)));
 
-		close(fd);
-		if (n > 0)
-		{
-			buf[n] = '\0';
-			previous = (uint32) strtoul(buf, NULL, 10);
-		}
-	}
-	if (previous != cmk_keys->temp_generation)
-	{
-		snprintf(path, sizeof(path), "%s/pg_twophase", DataDir);
-		if ((dir = opendir(path)) != NULL)
-		{
-			while ((de = readdir(dir)) != NULL)
-			{
-				if (strlen(de->d_name) == 8 && strspn(de->d_name, "0123456789ABCDEF") == 8)
-					rekey_file(psprintf("pg_twophase/%s", de->d_name), previous, cmk_keys->temp_generation);
-			}
-			closedir(dir);
-		}
-		rekey_file("pg_stat/pg_stat_statements.stat", previous, cmk_keys->temp_generation);
-		ereport(LOG, (errmsg("cmk: encrypted surviving temporary files (two-phase state, pg_stat_statements dump) with key generation %u (they had %s)",
-							 cmk_keys->temp_generation, previous == 0 ? "none: plaintext" : psprintf("generation %u", previous))));
-	}
+	/* For the record only: each file's generation is found by its contents. */
 	snprintf(path, sizeof(path), "%s/pg_cmk/temp_generation", DataDir);
 	snprintf(buf, sizeof(buf), "%u\n", cmk_keys->temp_generation);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || write(fd, buf, strlen(buf)) != (ssize_t) strlen(buf) || fsync(fd) != 0 || close(fd) != 0)
-		ereport(FATAL, (errmsg("cmk: could not write \"%s\": %m", path)));
+	if (!cmk_replace_file(path, buf, strlen(buf), LOG))
+		ereport(FATAL, (errmsg("cmk: could not write \"%s\" (see the message above)", path)));
 }

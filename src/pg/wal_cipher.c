@@ -8,12 +8,25 @@
  * (PostgreSQL uses bits 0..3) and is cleared on read; pages without it
  * (written before cmk, or all zeros) pass through, so mixed segments work.
  *
+ * Which generation encrypts a page depends on its address (the keyring's
+ * WAL table), so every server that writes the same WAL uses the same keys
+ * for it, and a generation is not used for WAL before readers that follow
+ * the WAL can have learnt it.
+ *
+ * A page is trusted only where it belongs: its xlp_pageaddr must be its
+ * place (segment from the file name, offset in the file; the offset within
+ * a segment for xlogtemp.N and RECOVERYXLOG). Any other page is a stale one
+ * (a recycled segment, or a segment being overwritten): it is not
+ * decrypted, only its mark is cleared, so PostgreSQL reads it as it reads
+ * any stale page (end of WAL), whatever generation it claims. A page that
+ * belongs but carries a generation the keyring does not hold is an error
+ * that names the generation (on a standby, that WAL is read again from its
+ * upstream server or archive).
+ *
  * Reads and writes may start and end anywhere: a page only partly in the
  * caller's range is read whole from the file (and for a write, merged and
- * written back whole), because XTS needs the whole page.
- *
- * The page format itself is the core's (src/core/wal_page.h), shared with
- * pg_cmk; this file handles descriptors, offsets and scratch space.
+ * written back whole; a stale page on disk counts as zeros), because XTS
+ * needs the whole page.
  *
  * Hot path (XLogWrite under WALWriteLock): pages are encrypted once into a
  * per-process scratch area and written with one pwrite per chunk; no
@@ -21,9 +34,15 @@
  */
 #include "postgres.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <unistd.h>
 
+#include "access/xlog.h"
 #include "access/xlog_internal.h"
+#include "access/xlogrecovery.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
 
 #include "pg/cmk.h"
 #include "pg/file_io.h"
@@ -45,15 +64,54 @@ static char scratch[SCRATCH_PAGES * WAL_PAGE] pg_attribute_aligned(4096);
 static char page_buf[WAL_PAGE] pg_attribute_aligned(4096);
 
 /*
- * Encrypts one page into out (in != out). Returns false, with the page
- * copied unchanged, when it is not a plaintext WAL page (zeros, or already
- * marked).
+ * Per descriptor: the WAL position of byte 0 of the file (pg_wal/<segment>),
+ * or NO_SEGMENT when the name does not say (xlogtemp.N, RECOVERYXLOG).
  */
+#define NO_SEGMENT UINT64CONST(0xFFFFFFFFFFFFFFFF)
+static XLogRecPtr fd_segment_start[CMK_FD_TABLE_SIZE];
+
+void
+cmk_wal_file_opened(int fd, const char *path)
+{
+	const char *name = strrchr(path, '/');
+	TimeLineID	tli;
+	XLogSegNo	segno;
+
+	name = name ? name + 1 : path;
+	fd_segment_start[fd] = NO_SEGMENT;
+	if (strlen(name) == 24 && strspn(name, "0123456789ABCDEF") == 24 && wal_segment_size > 0)
+	{
+		XLogFromFileName(name, &tli, &segno, wal_segment_size);
+		XLogSegNoOffsetToRecPtr(segno, 0, wal_segment_size, fd_segment_start[fd]);
+	}
+}
+
+/* Whether the page read at offset of fd is where its header says it is. */
+static inline bool
+page_belongs(int fd, const char *page, off_t offset)
+{
+	XLogRecPtr	addr = ((const XLogPageHeaderData *) page)->xlp_pageaddr;
+	XLogRecPtr	start = fd_segment_start[fd];
+
+	if (start != NO_SEGMENT)
+		return addr == start + (XLogRecPtr) offset;
+	return wal_segment_size > 0 && addr % wal_segment_size == (XLogRecPtr) offset % wal_segment_size;
+}
+
+/* Encrypts one page into out (in != out) with the generation of its address.
+ * Returns false, with the page copied unchanged, when it is not a plaintext
+ * WAL page (zeros, or already marked). */
 bool
 cmk_wal_page_encrypt_copy(const char *in, char *out)
 {
-	uint32		generation = cmk_current_generation();
+	uint32		generation;
 
+	if (!cmk_wal_page_is_plaintext_wal((const uint8 *) in))
+	{
+		memcpy(out, in, WAL_PAGE);
+		return false;
+	}
+	generation = cmk_wal_generation_for(((const XLogPageHeaderData *) in)->xlp_pageaddr);
 	if (cmk_wal_page_encrypt(cmk_cipher_for(generation, CMK_PURPOSE_WAL), generation,
 							 (const uint8 *) in, (uint8 *) out))
 		return true;
@@ -61,17 +119,66 @@ cmk_wal_page_encrypt_copy(const char *in, char *out)
 	return false;
 }
 
-/* Decrypts one page in place if it is marked; returns whether it was. */
-bool
-cmk_wal_page_decrypt_in_place(char *page)
+/* Clears the generation mark of a stale page, leaving its bytes as they are. */
+static inline void
+unmark(char *page)
+{
+	((XLogPageHeaderData *) page)->xlp_info &= ~CMK_WAL_GENERATION_MASK;
+}
+
+/*
+ * A page that belongs where it is, of a generation this keyring does not
+ * hold. Returns -1 (errno EIO) for a standby, which reads that WAL again
+ * from its upstream server or archive; ERROR otherwise.
+ */
+static int
+unknown_generation(int fd, const char *page, off_t offset, uint32 generation)
+{
+	XLogRecPtr	addr = ((const XLogPageHeaderData *) page)->xlp_pageaddr;
+	static XLogRecPtr warned_addr = InvalidXLogRecPtr;
+
+	if (AmStartupProcess() && StandbyMode)
+	{
+		if (warned_addr != addr)
+			ereport(WARNING,
+					(errmsg("cmk: WAL page at %X/%X in this server's pg_wal is encrypted with key generation %u, which the keyring does not hold",
+							LSN_FORMAT_ARGS(addr), generation),
+					 errdetail("The generation was retired after this server wrote that page."),
+					 errhint("The page is read again from the upstream server or the archive.")));
+		warned_addr = addr;
+		errno = EIO;
+		return -1;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("cmk: WAL page at %X/%X (offset %lld of a WAL file) is encrypted with key generation %u, which the keyring does not hold",
+					LSN_FORMAT_ARGS(addr), (long long) offset, generation),
+			 errdetail("cmk_retire_generation() removed it while this WAL was still needed, or pg_cmk/keyring is not the keyring of this data directory."),
+			 errhint("Restore pg_cmk/keyring from a backup taken before generation %u was retired (it holds every generation this WAL needs), or rebuild this server from a new base backup.",
+					 generation)));
+	return -1;					/* keep compiler quiet */
+}
+
+/* Decrypts in place a page read at offset of fd; 0, or -1 with errno. */
+static int
+decrypt_page(int fd, char *page, off_t offset)
 {
 	uint32		generation = cmk_wal_page_generation((const uint8 *) page);
+	cmk_xts    *xts;
 
 	if (generation == 0)
-		return false;
-	if (!cmk_wal_page_decrypt(cmk_cipher_for(generation, CMK_PURPOSE_WAL), (uint8 *) page))
+		return 0;
+	if (!page_belongs(fd, page, offset))
+	{
+		unmark(page);
+		return 0;
+	}
+	xts = cmk_cipher_if_known(generation, CMK_PURPOSE_WAL);
+	if (xts == NULL)
+		return unknown_generation(fd, page, offset, generation);
+	if (!cmk_wal_page_decrypt(xts, (uint8 *) page))
 		elog(PANIC, "cmk: could not decrypt a WAL page");
-	return true;
+	return 0;
 }
 
 /* Reads the whole page at page_off into page_buf (zeros past end of file). */
@@ -86,7 +193,7 @@ read_whole_page(int fd, off_t page_off)
 	return true;
 }
 
-void
+int
 cmk_wal_after_read(int fd, char *buf, size_t len, off_t offset)
 {
 	off_t		end = offset + (off_t) len;
@@ -99,17 +206,19 @@ cmk_wal_after_read(int fd, char *buf, size_t len, off_t offset)
 
 		if (from == page_off && to == page_off + WAL_PAGE)
 		{
-			cmk_wal_page_decrypt_in_place(buf + (page_off - offset));
+			if (decrypt_page(fd, buf + (page_off - offset), page_off) != 0)
+				return -1;
 			continue;
 		}
 		/* Part of a page: take that part from the whole page, decrypted. */
 		if (!read_whole_page(fd, page_off))
 			continue;			/* leave what was read; the caller validates */
-		cmk_wal_page_decrypt_in_place(page_buf);
+		if (decrypt_page(fd, page_buf, page_off) != 0)
+			return -1;
 		memcpy(buf + (from - offset), page_buf + (from - page_off), to - from);
 	}
+	return 0;
 }
-
 
 ssize_t
 cmk_wal_write(int fd, const char *buf, size_t count, off_t offset)
@@ -149,7 +258,14 @@ cmk_wal_write(int fd, const char *buf, size_t count, off_t offset)
 		}
 		if (!read_whole_page(fd, page_off))
 			return -1;
-		cmk_wal_page_decrypt_in_place(page_buf);
+		/* What is on disk counts only if it belongs here: else zeros. */
+		if (cmk_wal_page_generation((const uint8 *) page_buf) != 0 || cmk_wal_page_is_plaintext_wal((const uint8 *) page_buf))
+		{
+			if (!page_belongs(fd, page_buf, page_off))
+				memset(page_buf, 0, WAL_PAGE);
+			else if (decrypt_page(fd, page_buf, page_off) != 0)
+				return -1;
+		}
 		memcpy(page_buf + (from - page_off), buf + (from - offset), to - from);
 		if (cmk_wal_page_encrypt_copy(page_buf, scratch))
 		{
@@ -162,4 +278,56 @@ cmk_wal_write(int fd, const char *buf, size_t count, off_t offset)
 	if (run_pages > 0 && cmk_pwrite_all(fd, scratch, (size_t) run_pages * WAL_PAGE, run_start) < 0)
 		return -1;
 	return (ssize_t) count;
+}
+
+/*
+ * Pages of generation in this server's pg_wal that belong where they are
+ * (a recycled segment keeps stale pages of its earlier life, which nothing
+ * reads): what crash recovery, standbys, slots and wal_keep_size may need.
+ * Reads the files as stored.
+ */
+void
+cmk_count_live_wal_pages(uint32 generation, int64 *pages, int64 *segments)
+{
+	char		dir[MAXPGPATH];
+	DIR		   *d;
+	struct dirent *de;
+	PGAlignedXLogBlock page;
+
+	*pages = *segments = 0;
+	snprintf(dir, sizeof(dir), "%s/pg_wal", DataDir);
+	d = AllocateDir(dir);
+	while ((de = ReadDir(d, dir)) != NULL)
+	{
+		char		path[MAXPGPATH];
+		int			fd;
+		bool		hit = false;
+		TimeLineID	tli;
+		XLogSegNo	segno;
+		XLogRecPtr	start;
+		off_t		off = 0;
+
+		if (strlen(de->d_name) != 24 || strspn(de->d_name, "0123456789ABCDEF") != 24)
+			continue;
+		XLogFromFileName(de->d_name, &tli, &segno, wal_segment_size);
+		XLogSegNoOffsetToRecPtr(segno, 0, wal_segment_size, start);
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+		if (fd < 0)
+			continue;
+		while (cmk_pread_full(fd, page.data, XLOG_BLCKSZ, off) == XLOG_BLCKSZ)
+		{
+			if (cmk_wal_page_generation((const uint8 *) page.data) == generation &&
+				((XLogPageHeader) page.data)->xlp_pageaddr == start + off)
+			{
+				(*pages)++;
+				hit = true;
+			}
+			off += XLOG_BLCKSZ;
+		}
+		CloseTransientFile(fd);
+		if (hit)
+			(*segments)++;
+	}
+	FreeDir(d);
 }

@@ -91,16 +91,16 @@ my $flip = sub {
 	};
 };
 my $len = length($good_keyring);
-# Layout: ... | wrapped DEK | 16-byte key check value | 32-byte MAC
+# Layout (format 2): ... | wrapped DEK | 16-byte key check value | 8-byte LSN | 32-byte MAC
 refuses_start('keyring MAC tampered', qr/FATAL:.*keyring is corrupt: its authentication code does not match/,
 	$flip->($len - 1), $restore_keyring);
 refuses_start('keyring key check value tampered', qr/FATAL:.*does not match its key check value/,
-	$flip->($len - 32 - 5), $restore_keyring);
+	$flip->($len - 32 - 8 - 5), $restore_keyring);
 refuses_start('keyring wrapped key tampered', qr/FATAL:.*keyring is corrupt: its wrapped data encryption key does not unwrap with the key that wrapped it/,
-	$flip->($len - 32 - 16 - 10), $restore_keyring);
+	$flip->($len - 32 - 8 - 16 - 10), $restore_keyring);
 refuses_start('keyring bad magic', qr/FATAL:.*bad magic/, $flip->(0), $restore_keyring);
-refuses_start('keyring of an unknown version', qr/FATAL:.*keyring has format version 2, this cmk reads version 1/,
-	sub { my $k = $good_keyring; substr($k, 8, 2) = "\x00\x02"; write_file($keyring, $k) }, $restore_keyring);
+refuses_start('keyring of an unknown version', qr/FATAL:.*keyring has format version 3, this cmk reads versions 1 to 2/,
+	sub { my $k = $good_keyring; substr($k, 8, 2) = "\x00\x03"; write_file($keyring, $k) }, $restore_keyring);
 
 refuses_start('keyring missing while encrypted pages exist',
 	qr/FATAL:.*keyring ".*" is missing but the data directory holds encrypted pages/,

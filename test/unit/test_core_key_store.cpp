@@ -57,7 +57,7 @@ std::vector<std::string> entries_of(const std::string& dir) {
     return out;
 }
 
-// Byte ranges of the fields of a keyring file (format version 1, see keyring.h).
+// Byte ranges of the fields of a keyring file (format version 2, see keyring.h).
 struct Field {
     std::string name;
     size_t begin, end;
@@ -77,6 +77,8 @@ std::vector<Field> keyring_fields(const cmk::Bytes& f) {
     add("current generation", 4);
     size_t count = static_cast<size_t>(f.at(16)) << 24 | static_cast<size_t>(f.at(17)) << 16 | u16_at(18);
     add("entry count", 4);
+    add("installed timeline", 4);
+    add("installed lsn", 8);
     for (size_t i = 0; i < count; i++) {
         add("generation", 4);
         add("created at", 8);
@@ -93,6 +95,7 @@ std::vector<Field> keyring_fields(const cmk::Bytes& f) {
         add("wrapped dek length", 2);
         add("wrapped dek", wlen);
         add("key check value", cmk::kKcvBytes);
+        add("current from lsn", 8);
     }
     add("mac", 32);
     EXPECT_EQ(p, f.size()) << "keyring_fields does not cover the file";

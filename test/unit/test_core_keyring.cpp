@@ -134,21 +134,24 @@ TEST(CoreKeyring, RoundTripWithSeveralGenerations) {
     EXPECT_EQ(cmk::encode_keyring(back, key), file);
 }
 
-TEST(CoreKeyring, LayoutIsTheDocumentedFormatVersion1) {
-    // Build the file by hand from the description in keyring.h and compare.
-    cmk::Keyring k = one_entry_keyring();
+// The file built by hand from the description in keyring.h (version 2, or
+// the version 1 that older cmk wrote).
+ByteVec hand_built(const cmk::Keyring& k, const cmk::SecureBytes& key, int version) {
     const cmk::KeyringEntry& e = k.entries[0];
-    cmk::SecureBytes key = mac_key_of(2);
     ByteVec want = bytes_of("CMKRING\n");
     auto u8 = [&](uint64_t v) { want.push_back(static_cast<uint8_t>(v)); };
     auto u16 = [&](uint64_t v) { u8(v >> 8); u8(v); };
     auto u32 = [&](uint64_t v) { u16(v >> 16); u16(v & 0xffff); };
     auto u64 = [&](uint64_t v) { u32(v >> 32); u32(v & 0xffffffff); };
     auto raw = [&](const std::string& s) { want.insert(want.end(), s.begin(), s.end()); };
-    u16(1);   // format version
-    u16(0);   // flags
-    u32(1);   // current generation
-    u32(1);   // entry count
+    u16(version);   // format version
+    u16(0);         // flags
+    u32(1);         // current generation
+    u32(1);         // entry count
+    if (version >= 2) {
+        u32(k.installed_timeline);
+        u64(k.installed_lsn);
+    }
     u32(1);   // generation
     u64(e.created_at);
     u8(e.wrapped.algorithm.size());
@@ -160,12 +163,40 @@ TEST(CoreKeyring, LayoutIsTheDocumentedFormatVersion1) {
     u16(e.wrapped.wrapped.size());
     want.insert(want.end(), e.wrapped.wrapped.begin(), e.wrapped.wrapped.end());
     want.insert(want.end(), e.check_value.begin(), e.check_value.end());
+    if (version >= 2) u64(e.current_from_lsn);
     ByteVec mac = hmac_sha256(ByteVec(key.begin(), key.end()), want);
     want.insert(want.end(), mac.begin(), mac.end());
+    return want;
+}
 
+TEST(CoreKeyring, LayoutIsTheDocumentedFormatVersion2) {
+    cmk::Keyring k = one_entry_keyring();
+    k.installed_timeline = 3;
+    k.installed_lsn = 0x0000000102345678ull;
+    k.entries[0].current_from_lsn = 0x0000000100200000ull;
+    cmk::SecureBytes key = mac_key_of(2);
     cmk::Bytes got = cmk::encode_keyring(k, key);
-    EXPECT_EQ(to_hex(got), to_hex(want));
-    EXPECT_EQ(cmk::kKeyringFormatVersion, 1);
+    EXPECT_EQ(to_hex(got), to_hex(hand_built(k, key, 2)));
+    EXPECT_EQ(cmk::kKeyringFormatVersion, 2);
+    cmk::Keyring back = cmk::decode_keyring(got);
+    EXPECT_EQ(back.installed_timeline, 3u);
+    EXPECT_EQ(back.installed_lsn, 0x0000000102345678ull);
+    EXPECT_EQ(back.entries[0].current_from_lsn, 0x0000000100200000ull);
+}
+
+TEST(CoreKeyring, FormatVersion1IsStillRead) {
+    cmk::Keyring k = one_entry_keyring();
+    cmk::SecureBytes key = mac_key_of(2);
+    ByteVec v1 = hand_built(k, key, 1);
+    cmk::Bytes file(v1.begin(), v1.end());
+    cmk::Keyring back = cmk::decode_keyring(file);
+    expect_same_keyring(k, back);
+    EXPECT_EQ(back.installed_timeline, 0u);
+    EXPECT_EQ(back.installed_lsn, 0u);
+    EXPECT_EQ(back.entries[0].current_from_lsn, 0u);
+    EXPECT_NO_THROW(cmk::verify_keyring_mac(file, key));
+    // Written again, it becomes version 2 with the same contents.
+    EXPECT_EQ(to_hex(cmk::encode_keyring(back, key)), to_hex(hand_built(k, key, 2)));
 }
 
 TEST(CoreKeyring, VerifyMacAcceptsTheRightKeyAndRejectsAWrongOne) {
@@ -259,7 +290,7 @@ TEST(CoreKeyring, BadMagic) {
 TEST(CoreKeyring, UnknownFormatVersionIsNamed) {
     cmk::SecureBytes key = mac_key_of(9);
     cmk::Bytes file = cmk::encode_keyring(one_entry_keyring(), key);
-    for (uint16_t v : {uint16_t(0), uint16_t(2), uint16_t(77), uint16_t(65535)}) {
+    for (uint16_t v : {uint16_t(0), uint16_t(3), uint16_t(77), uint16_t(65535)}) {
         cmk::Bytes bad = file;
         put_u16(bad, 8, v);
         cmk::Error e = expect_error([&] { cmk::decode_keyring(remac(bad, key)); });

@@ -26,7 +26,9 @@ SHLIB_LINK = $(CORE_LIB) $(CORE_LIBS)
 PG_CMK_SRCS := $(sort $(wildcard src/bin/*.cpp))
 PG_CMK_BIN  := build/pg_cmk
 
-UNIT_SRCS := $(sort $(wildcard test/unit/*.cpp))
+# The fuzz targets (fuzz/targets) are built into the unit tests too, which
+# replay their corpora (fuzz/corpus); fuzz/run.sh builds them for libFuzzer.
+UNIT_SRCS := $(sort $(wildcard test/unit/*.cpp)) $(sort $(wildcard fuzz/targets/*.cpp))
 UNIT_BIN  := build/unit_tests
 
 EXTRA_CLEAN = build tmp_check
@@ -92,7 +94,7 @@ install-pg-cmk: $(PG_CMK_BIN) $(FRONTEND_LIB)
 	for t in $(FRONTEND_TOOLS); do ln -sfn ../../../bin/pg_cmk '$(DESTDIR)$(pkglibdir)/cmk/bin/'$$t; done
 	for t in $(MANAGER_PASSTHROUGH); do ln -sfn ../../../bin/$$t '$(DESTDIR)$(pkglibdir)/cmk/bin/'$$t; done
 
-$(UNIT_BIN): $(UNIT_SRCS) $(CORE_LIB)
+$(UNIT_BIN): $(UNIT_SRCS) $(wildcard fuzz/targets/*.h) $(CORE_LIB)
 	$(CXX) -std=c++17 -O1 -g -Isrc/core -Itest/unit -o $@ $(UNIT_SRCS) $(CORE_LIB) -lgtest -lgtest_main $(CORE_LIBS)
 
 .PHONY: unit

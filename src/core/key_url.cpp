@@ -197,9 +197,23 @@ KeyUrlPolicy KeyUrlPolicy::parse(const std::string& text) {
     return policy;
 }
 
+// Built directly, not through parse(): a path may hold what the policy
+// syntax separates or trims (commas, spaces) (found by fuzz/targets/key_url).
 KeyUrlPolicy KeyUrlPolicy::of_key(const KeyUrl& kek) {
-    if (kek.kind == KeyUrl::Kind::File) return parse("file:" + dirname_of(kek.path));
-    return parse(kek.scheme + "://" + lower(kek.host));
+    KeyUrlPolicy policy;
+    Entry e;
+    if (kek.kind == KeyUrl::Kind::File) {
+        e.kind = Entry::Kind::FileDirectory;
+        e.path = dirname_of(kek.path);
+        policy.text_ = "file:" + e.path;
+    } else {
+        e.kind = Entry::Kind::Vault;
+        e.scheme = kek.scheme;
+        e.host = lower(kek.host);
+        policy.text_ = kek.scheme + "://" + e.host;
+    }
+    policy.entries_.push_back(e);
+    return policy;
 }
 
 bool KeyUrlPolicy::allows(const KeyUrl& url) const {

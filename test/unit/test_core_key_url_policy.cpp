@@ -113,3 +113,14 @@ TEST(CoreKeyUrlPolicy, RefusalSaysWhatIsAllowed) {
     EXPECT_TRUE(contains(e.hint(), "postgresql.conf")) << e.hint();
     EXPECT_NO_THROW(cmk::require_allowed(p, cmk::parse_key_url("https://a.vault.azure.net/keys/k"), "x"));
 }
+
+// Found by fuzz/targets/key_url: the default policy was built by parsing
+// text, so a directory name with a comma or spaces broke it apart.
+TEST(CoreKeyUrlPolicy, DefaultOfAFileKeyWhoseDirectoryHasACommaOrSpaces) {
+    cmk::KeyUrl kek = cmk::parse_key_url("file:/srv/keys, old /kek.pem");
+    cmk::KeyUrlPolicy p = cmk::KeyUrlPolicy::of_key(kek);
+    EXPECT_TRUE(p.allows(kek));
+    EXPECT_TRUE(p.allows(cmk::parse_key_url("file:/srv/keys, old /kek2.pem")));
+    EXPECT_FALSE(p.allows(cmk::parse_key_url("file:/srv/keys/kek2.pem")));
+    EXPECT_EQ(p.text(), "file:/srv/keys, old /");
+}

@@ -125,9 +125,11 @@ int wal(const Args& a) {
     cmk::OpenedKeys keys = cmk::open_existing_keys(a.datadir, a.settings);
     cmk::WalDirStats st = a.words[1] == "encrypt" ? cmk::encrypt_wal_dir(keys, dir)
                                                   : cmk::decrypt_wal_dir(keys, dir, a.out_dir);
-    std::printf("%s: %zu segment files, %zu pages %s, %zu already %s, %zu empty or not WAL\n", dir.c_str(), st.files,
+    std::printf("%s: %zu segment files, %zu pages %s, %zu already %s, %zu empty or not WAL", dir.c_str(), st.files,
                 st.pages_changed, a.words[1] == "encrypt" ? "encrypted" : "decrypted", st.pages_already,
                 a.words[1] == "encrypt" ? "encrypted" : "plaintext", st.pages_other);
+    if (st.pages_stale) std::printf(", %zu stale (recycled) left as stored", st.pages_stale);
+    std::printf("\n");
     return 0;
 }
 

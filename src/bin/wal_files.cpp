@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <map>
+#include <sys/stat.h>
 #include <memory>
 #include <unistd.h>
 #include <vector>
@@ -60,7 +61,7 @@ void rewrite_pages(const std::string& src, const std::string& dst, WalDirStats& 
         if (n < 0) io_error("cannot read", src);
         if (n == 0) break;
         bool changed = false;
-        if (static_cast<size_t>(n) == kWalPageBytes) changed = fn(page.data());
+        if (static_cast<size_t>(n) == kWalPageBytes) changed = fn(page.data(), static_cast<uint64_t>(off));
         if (changed || dst != src) {
             if (::pwrite(out, page.data(), static_cast<size_t>(n), off) != n) io_error("cannot write", dst);
         }
@@ -70,6 +71,18 @@ void rewrite_pages(const std::string& src, const std::string& dst, WalDirStats& 
     if (out != in) ::close(out);
     ::close(in);
     stats.files++;
+}
+
+// The WAL position of byte 0 of a segment file: its name gives the segment
+// number, its size the segment size. UINT64_MAX if they do not say.
+uint64_t segment_start(const std::string& path, const std::string& name) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0 || st.st_size < (1 << 20) || (st.st_size & (st.st_size - 1)) != 0)
+        return UINT64_MAX;
+    uint64_t seg_size = static_cast<uint64_t>(st.st_size);
+    uint64_t log = std::stoull(name.substr(8, 8), nullptr, 16);
+    uint64_t seg = std::stoull(name.substr(16, 8), nullptr, 16);
+    return (log * (0x100000000ull / seg_size) + seg) * seg_size;
 }
 
 }  // namespace
@@ -90,7 +103,7 @@ WalDirStats encrypt_wal_dir(const OpenedKeys& keys, const std::string& dir) {
     WalDirStats stats;
     for (const auto& name : segments_in(dir)) {
         std::string path = dir + "/" + name;
-        rewrite_pages(path, path, stats, [&](uint8_t* page) {
+        rewrite_pages(path, path, stats, [&](uint8_t* page, uint64_t) {
             if (wal_page_generation(page) != 0) { stats.pages_already++; return false; }
             if (!wal_page_is_plaintext_wal(page)) { stats.pages_other++; return false; }
             if (!wal_page_encrypt(cipher, gen, page, page)) throw Error(ErrorKind::Crypto, "cannot encrypt a page of " + path);
@@ -107,10 +120,19 @@ WalDirStats decrypt_wal_dir(const OpenedKeys& keys, const std::string& dir, cons
     for (const auto& name : segments_in(dir)) {
         std::string path = dir + "/" + name;
         std::string dst = out_dir.empty() ? path : out_dir + "/" + name;
-        rewrite_pages(path, dst, stats, [&](uint8_t* page) {
+        uint64_t start = segment_start(path, name);
+        rewrite_pages(path, dst, stats, [&](uint8_t* page, uint64_t off) {
             uint32_t gen = wal_page_generation(page);
             if (gen == 0) {
                 (wal_page_is_plaintext_wal(page) ? stats.pages_already : stats.pages_other)++;
+                return false;
+            }
+            // A page of a recycled segment's earlier life (not where its
+            // header says): nothing reads it, its generation may be retired.
+            uint64_t addr;
+            std::memcpy(&addr, page + 8, sizeof addr);
+            if (start != UINT64_MAX && addr != start + off) {
+                stats.pages_stale++;
                 return false;
             }
             auto it = ciphers.find(gen);

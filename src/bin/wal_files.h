@@ -13,6 +13,7 @@ struct WalDirStats {
     size_t pages_changed = 0;     // encrypted or decrypted by this run
     size_t pages_already = 0;     // already in the wanted state
     size_t pages_other = 0;       // zeros, or not WAL pages
+    size_t pages_stale = 0;       // decrypt: left as stored, not where their header says (recycled segments)
 };
 
 // Encrypts in place every plaintext WAL page (current generation).

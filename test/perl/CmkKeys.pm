@@ -1,7 +1,7 @@
 # Key material of a cmk data directory, derived in Perl from the keyring and
 # its file KEK (independently of cmk's code), and a scanner that looks for
 # it in a memory image (a core dump): for tests that prove keys do not leak.
-#   - the keyring (DESIGN.md "Keyring format v1") is parsed here, each
+#   - the keyring (DESIGN.md "Keyring format v2", or v1) is parsed here, each
 #     wrapped DEK unwrapped with `openssl pkeyutl` (RSA-OAEP-256);
 #   - sub-keys by HKDF-SHA256 (RFC 5869, on Digest::SHA's HMAC) with the
 #     labels of DESIGN.md "HKDF";
@@ -28,8 +28,8 @@ sub keyring_deks
 	my $k = slurp_file("$datadir/pg_cmk/keyring");
 	die "not a cmk keyring" unless substr($k, 0, 8) eq "CMKRING\n";
 	my ($version, $flags, $current, $count) = unpack('n n N N', substr($k, 8, 12));
-	die "keyring format $version" unless $version == 1;
-	my $pos = 20;
+	die "keyring format $version" unless $version == 1 || $version == 2;
+	my $pos = $version == 2 ? 32 : 20;    # v2: installed timeline and LSN
 	my @out;
 	my $tmp = tempdir(CLEANUP => 1);
 	for (1 .. $count)
@@ -46,7 +46,7 @@ sub keyring_deks
 		}
 		my $wlen = unpack('n', substr($k, $pos, 2));
 		my $wrapped = substr($k, $pos + 2, $wlen);
-		$pos += 2 + $wlen + 16;
+		$pos += 2 + $wlen + 16 + ($version == 2 ? 8 : 0);    # v2: current-from LSN
 		open(my $fh, '>:raw', "$tmp/w") or die;
 		print $fh $wrapped;
 		close $fh;

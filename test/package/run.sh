@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Debian package, tested as a DBA uses it (README "Production install"):
+# The Debian package, tested as a DBA uses it (README "Install", "From the Debian package"):
 #   1. dpkg-buildpackage -us -uc from a clean copy of the checkout's
 #      committed tree; lintian must report no error;
 #   2. apt-get install of the .deb;

@@ -41,7 +41,8 @@ mkdir -p "$PG_TEST_PORT_DIR" && chmod 1777 "$PG_TEST_PORT_DIR"
 
 # A copy the postgres user owns: TAP tests write tmp_check/ beside them.
 work=$(mktemp -d /tmp/cmk-test.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+# CMK_KEEP_TMP=1 keeps it (logs of the servers and tests in tmp_check/log).
+if [ -n "${CMK_KEEP_TMP:-}" ]; then trap 'echo "test work directory kept: $work"' EXIT; else trap 'rm -rf "$work"' EXIT; fi
 cp -a "$src/." "$work/"
 chown -R postgres: "$work"
 as_postgres() { runuser -u postgres -- env -C "$work" PATH="$pgbin:$PATH" PG_CONFIG="$PG_CONFIG" PG_TEST_PORT_DIR="$PG_TEST_PORT_DIR" "$@"; }

@@ -12,6 +12,7 @@
 #include "error.h"
 #include "key_store.h"
 #include "verify_cmd.h"
+#include "verify_control.h"
 #include "wal_files.h"
 
 #include <cerrno>
@@ -123,12 +124,17 @@ int wal(const Args& a) {
         throw cmk::Error(cmk::ErrorKind::Config, "use: pg_cmk wal encrypt|decrypt -D DATADIR [WALDIR]");
     std::string dir = a.words.size() > 2 ? a.words[2] : a.datadir + "/pg_wal";
     cmk::OpenedKeys keys = cmk::open_existing_keys(a.datadir, a.settings);
+    // The data directory's own pg_wal: WAL before its redo point is not needed by its recovery.
+    uint64_t redo = a.words.size() > 2 ? 0 : cmk::read_control_info(a.datadir).checkpoint_redo;
     cmk::WalDirStats st = a.words[1] == "encrypt" ? cmk::encrypt_wal_dir(keys, dir)
-                                                  : cmk::decrypt_wal_dir(keys, dir, a.out_dir);
+                                                  : cmk::decrypt_wal_dir(keys, dir, a.out_dir, redo);
     std::printf("%s: %zu segment files, %zu pages %s, %zu already %s, %zu empty or not WAL", dir.c_str(), st.files,
                 st.pages_changed, a.words[1] == "encrypt" ? "encrypted" : "decrypted", st.pages_already,
                 a.words[1] == "encrypt" ? "encrypted" : "plaintext", st.pages_other);
     if (st.pages_stale) std::printf(", %zu stale (recycled) left as stored", st.pages_stale);
+    if (st.pages_unneeded)
+        std::printf(", %zu of retired key generations before the redo point (not needed for recovery) left as stored",
+                    st.pages_unneeded);
     std::printf("\n");
     return 0;
 }

@@ -114,7 +114,8 @@ WalDirStats encrypt_wal_dir(const OpenedKeys& keys, const std::string& dir) {
     return stats;
 }
 
-WalDirStats decrypt_wal_dir(const OpenedKeys& keys, const std::string& dir, const std::string& out_dir) {
+WalDirStats decrypt_wal_dir(const OpenedKeys& keys, const std::string& dir, const std::string& out_dir,
+                            uint64_t redo_before) {
     Ciphers ciphers = wal_ciphers(keys);
     WalDirStats stats;
     for (const auto& name : segments_in(dir)) {
@@ -136,6 +137,10 @@ WalDirStats decrypt_wal_dir(const OpenedKeys& keys, const std::string& dir, cons
                 return false;
             }
             auto it = ciphers.find(gen);
+            if (it == ciphers.end() && redo_before != 0 && addr + kWalPageBytes <= redo_before) {
+                stats.pages_unneeded++;
+                return false;
+            }
             if (it == ciphers.end())
                 throw Error(ErrorKind::KeyringCorrupt, path + " has a page of key generation " + std::to_string(gen) +
                                                            ", which the keyring does not hold");

@@ -28,6 +28,7 @@ ControlInfo parse_control_info(const uint8_t* bytes, size_t len) {
     info.blcksz = load32(bytes + kPgControlBlcksz);
     info.relseg_size = load32(bytes + kPgControlRelsegSize);
     info.data_checksums = load32(bytes + kPgControlChecksumVersionOffset) != 0;
+    std::memcpy(&info.checkpoint_redo, bytes + kPgControlCheckpointRedo, sizeof info.checkpoint_redo);
     return info;
 }
 

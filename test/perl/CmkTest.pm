@@ -11,7 +11,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-our @EXPORT = qw(make_kek cmk_node plain_node files_containing dir_fingerprint
+our @EXPORT = qw(make_kek cmk_node pgbackrest_stanza plain_node files_containing dir_fingerprint
   fingerprint_diff slurp_log_since can_attach_gdb);
 
 # An RSA private key in PEM, as cmk.key_url = 'file:...' expects.
@@ -131,6 +131,39 @@ sub slurp_log_since
 	my ($node, $from) = @_;
 	my $log = slurp_file($node->logfile);
 	return substr($log, $from // 0);
+}
+
+
+# A pgBackRest stanza "cmk" for a node that is not started yet: a repository
+# and its configuration in the node's base directory, archive_command pushing
+# to it. Extra [global] options as "key=value" strings. Returns the command
+# prefix ("pgbackrest --config=... --stanza=cmk").
+sub pgbackrest_stanza
+{
+	my ($node, @global) = @_;
+	my $base = $node->basedir;
+	mkdir "$base/repo";
+	my $extra = join('', map { "$_\n" } @global);
+	open(my $fh, '>', "$base/pgbackrest.conf") or die "$base/pgbackrest.conf: $!";
+	print $fh <<"EOC";
+[global]
+repo1-path=$base/repo
+log-path=$base
+lock-path=$base
+log-level-console=warn
+log-level-file=off
+start-fast=y
+archive-async=n
+$extra
+[cmk]
+pg1-path=@{[ $node->data_dir ]}
+pg1-socket-path=@{[ $node->host ]}
+pg1-port=@{[ $node->port ]}
+EOC
+	close $fh;
+	my $br = "pgbackrest --config=$base/pgbackrest.conf --stanza=cmk";
+	$node->append_conf('postgresql.conf', "archive_mode = on\narchive_command = '$br archive-push %p'\n");
+	return $br;
 }
 
 1;

@@ -117,4 +117,24 @@ sub secret_env
 		AZURE_CLIENT_SECRET => $secret);
 }
 
+# The version in a key bundle's kid.
+sub key_version { my ($bundle) = @_; return ($bundle->{key}{kid} =~ m{/(\w+)$})[0]; }
+
+# What most Key Vault tests start with: the server's identity (client id
+# pg-server, a random client secret, the permissions a server needs), an
+# RSA-2048 key "kek", and the identity's sign-in variables in %ENV for the
+# servers the test starts. Returns the key's URL without version, its first
+# version and the secret.
+sub server_identity_and_key
+{
+	my ($self) = @_;
+	my $secret = 'cmk-tap-secret-' . int(rand(1e9));
+	$self->admin('add-identity', '--tenant', $self->{tenant}, '--client-id', 'pg-server', '--secret', $secret);
+	$self->admin('grant', '--client-id', 'pg-server', '--permissions', 'get,wrapKey,unwrapKey');
+	my $v1 = key_version($self->admin('create-key', '--name', 'kek', '--size', '2048'));
+	my %env = $self->secret_env('pg-server', $secret);
+	@ENV{ keys %env } = values %env;
+	return ($self->url . '/keys/kek', $v1, $secret);
+}
+
 1;

@@ -15,28 +15,8 @@ plan skip_all => 'pgbackrest is not installed' unless `which pgbackrest` =~ /pgb
 my $canary = 'cmkCANARYbackrest';
 my $node = cmk_node('backrest', checksums => 1, init => { allows_streaming => 1 });
 my $base = $node->basedir;
-my $conf = "$base/pgbackrest.conf";
+my $br = pgbackrest_stanza($node);
 my $repo = "$base/repo";
-mkdir $repo;
-open(my $fh, '>', $conf) or die;
-print $fh <<"EOC";
-[global]
-repo1-path=$repo
-log-path=$base
-lock-path=$base
-log-level-console=warn
-log-level-file=off
-start-fast=y
-archive-async=n
-
-[cmk]
-pg1-path=@{[ $node->data_dir ]}
-pg1-socket-path=@{[ $node->host ]}
-pg1-port=@{[ $node->port ]}
-EOC
-close $fh;
-my $br = "pgbackrest --config=$conf --stanza=cmk";
-$node->append_conf('postgresql.conf', "archive_mode = on\narchive_command = '$br archive-push %p'\n");
 $node->start;
 $node->safe_psql('postgres', "CREATE EXTENSION cmk; CREATE TABLE t (id int PRIMARY KEY, v text);");
 $node->safe_psql('postgres', "INSERT INTO t SELECT g, '${canary}_' || g FROM generate_series(1, 20000) g");

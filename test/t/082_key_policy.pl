@@ -20,13 +20,7 @@ use CmkTest;
 use KvEmulator;
 
 my $kv = KvEmulator->new("${PostgreSQL::Test::Utils::tmp_check}/kv_082");
-my $secret = 'cmk-tap-secret-' . int(rand(1e9));
-$kv->admin('add-identity', '--tenant', $kv->tenant, '--client-id', 'pg-server', '--secret', $secret);
-$kv->admin('grant', '--client-id', 'pg-server', '--permissions', 'get,wrapKey,unwrapKey');
-my ($v1) = $kv->admin('create-key', '--name', 'kek', '--size', '2048')->{key}{kid} =~ m{/(\w+)$};
-my %env = $kv->secret_env('pg-server', $secret);
-@ENV{ keys %env } = values %env;
-my $base = $kv->url . '/keys/kek';
+my ($base, $v1) = $kv->server_identity_and_key;
 my $vault = $kv->url;
 
 my $node = cmk_node('policy', key_url => $base,

@@ -27,12 +27,7 @@ IPC::Run::run([ 'cc', '-shared', '-fPIC', '-O1', "-I$inc", '-o', "$libdir/cmk_te
   or BAIL_OUT("cannot build the test worker: $cerr");
 
 my $kv = KvEmulator->new("${PostgreSQL::Test::Utils::tmp_check}/kv_084");
-my $secret = 'cmk-tap-secret-' . int(rand(1e9));
-$kv->admin('add-identity', '--tenant', $kv->tenant, '--client-id', 'pg-server', '--secret', $secret);
-$kv->admin('grant', '--client-id', 'pg-server', '--permissions', 'get,wrapKey,unwrapKey');
-$kv->admin('create-key', '--name', 'kek', '--size', '2048');
-my %env = $kv->secret_env('pg-server', $secret);
-@ENV{ keys %env } = values %env;
+$kv->server_identity_and_key;
 
 my $pub = plain_node('pub', conf => "wal_level = logical\nmax_wal_senders = 4\nmax_replication_slots = 4\n");
 $pub->start;

@@ -226,7 +226,8 @@ like(substr(slurp_file($primary->logfile), $from),
 
 # pg_cmk wal decrypt (before pg_rewind, for pg_waldump) over a pg_wal whose
 # recycled segments hold pages of the retired generation: those pages are
-# stale, left as they are, not an error.
+# stale, left as they are, not an error. So are the pages of segments a
+# standby's own wal_keep_size keeps from before its redo point (the lagger's).
 $_->stop for @followers;
 my $stale_left = 0;
 for my $node (@followers)    # (the primary's WAL now has a damaged page)

@@ -16,14 +16,8 @@ use CmkLifecycle;
 use KvEmulator;
 
 my $kv = KvEmulator->new("${PostgreSQL::Test::Utils::tmp_check}/kv_111");
-my $secret = 'cmk-tap-secret-' . int(rand(1e9));
-$kv->admin('add-identity', '--tenant', $kv->tenant, '--client-id', 'pg-server', '--secret', $secret);
-$kv->admin('grant', '--client-id', 'pg-server', '--permissions', 'get,wrapKey,unwrapKey');
-sub version_of { my ($bundle) = @_; return ($bundle->{key}{kid} =~ m{/(\w+)$})[0]; }
-my $v1 = version_of($kv->admin('create-key', '--name', 'kek', '--size', '2048'));
-my %env = $kv->secret_env('pg-server', $secret);
-@ENV{ keys %env } = values %env;
-my $base = $kv->url . '/keys/kek';
+my ($base, $v1) = $kv->server_identity_and_key;
+sub version_of { return KvEmulator::key_version(@_); }
 
 my $conf = "cmk.auth = 'client-secret'\ncmk.ca_file = '" . $kv->ca_file . "'\n"
   . "cmk.key_check_interval = 3600\ncmk.key_outage_tolerance = 3600\n"

@@ -18,29 +18,7 @@ plan skip_all => 'pgbackrest is not installed' unless `which pgbackrest` =~ /pgb
 my $node = cmk_node('primary', checksums => 1, init => { allows_streaming => 1 },
 	conf => "wal_keep_size = 1GB\nautovacuum = off\ncmk.sweep_cost_delay = 200\n");    # a slow sweep: less WAL
 my $base = $node->basedir;
-my $conf = "$base/pgbackrest.conf";
-my $repo = "$base/repo";
-mkdir $repo;
-open(my $fh, '>', $conf) or die;
-print $fh <<"EOC";
-[global]
-repo1-path=$repo
-log-path=$base
-lock-path=$base
-log-level-console=warn
-log-level-file=off
-start-fast=y
-archive-async=n
-compress-level=9
-
-[cmk]
-pg1-path=@{[ $node->data_dir ]}
-pg1-socket-path=@{[ $node->host ]}
-pg1-port=@{[ $node->port ]}
-EOC
-close $fh;
-my $br = "pgbackrest --config=$conf --stanza=cmk";
-$node->append_conf('postgresql.conf', "archive_mode = on\narchive_command = '$br archive-push %p'\n");
+my $br = pgbackrest_stanza($node, 'compress-level=9');
 $node->start;
 my @keks = ('file:' . make_kek("$base/kek2.pem"), "file:$base/kek.pem");
 $node->safe_psql('postgres', 'CREATE EXTENSION cmk; CREATE TABLE marks (what text, at pg_lsn)');

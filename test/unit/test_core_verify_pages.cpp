@@ -223,3 +223,13 @@ TEST(VerifyControl, ReadsChecksumsAndSegmentSize) {
     EXPECT_TRUE(contains(info.problem, "1201"));
     EXPECT_FALSE(cmk::parse_control_info(c.data(), 100).found);
 }
+
+TEST(VerifyControl, ReadsTheCheckpointRedoPoint) {
+    std::vector<uint8_t> c(8192, 0);
+    uint32_t version = 1300;
+    std::memcpy(c.data() + 8, &version, 4);
+    uint64_t checkpoint = 0x5600100, redo = 0x5600028;
+    std::memcpy(c.data() + 32, &checkpoint, 8);    // checkPoint
+    std::memcpy(c.data() + 40, &redo, 8);          // checkPointCopy.redo
+    EXPECT_EQ(cmk::parse_control_info(c.data(), c.size()).checkpoint_redo, redo);
+}

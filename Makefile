@@ -7,7 +7,7 @@
 EXTENSION  = cmk
 DATA       = cmk--0.1.sql
 MODULE_big = cmk
-PG_SRCS   := $(wildcard src/pg/*.c)
+PG_SRCS   := $(wildcard src/pg/*.c src/pg/*/*.c)
 OBJS       = $(PG_SRCS:.c=.o)
 PG_CPPFLAGS = -Isrc
 
@@ -55,14 +55,14 @@ $(CORE_LIB): $(CORE_OBJS)
 
 # PGXS tracks no header dependencies for C: every glue object depends on
 # every glue header and on the core's C interface.
-$(OBJS): $(CORE_LIB) $(wildcard src/pg/*.h) src/core/capi.h
+$(OBJS): $(CORE_LIB) $(wildcard src/pg/*.h src/pg/*/*.h) src/core/capi.h
 cmk.so: $(CORE_LIB)
 
 # PostgreSQL's checksum loop with the flags PostgreSQL builds checksum.c
 # with, for AVX2 (chosen at run time, page_checksum.c).
 CHECKSUM_CFLAGS = $(CFLAGS_UNROLL_LOOPS) $(CFLAGS_VECTORIZE)
 ifeq ($(shell uname -m),x86_64)
-src/pg/page_checksum_avx2.o: override CFLAGS += -mavx2 $(CHECKSUM_CFLAGS)
+src/pg/cipher/page_checksum_avx2.o: override CFLAGS += -mavx2 $(CHECKSUM_CFLAGS)
 endif
 
 # Bound at load (-z now), as the server and its libraries are: a lazy
@@ -109,7 +109,7 @@ unit: $(UNIT_BIN)
 build/bench_checksum_server_build.o: bench/checksum_server_build.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CHECKSUM_CFLAGS) $(CPPFLAGS) -c -o $@ $<
-BENCH_CHECKSUM_OBJS = build/bench_checksum_server_build.o src/pg/page_checksum_avx2.o
+BENCH_CHECKSUM_OBJS = build/bench_checksum_server_build.o src/pg/cipher/page_checksum_avx2.o
 build/page_cipher_bench: bench/page_cipher_bench.cpp $(BENCH_CHECKSUM_OBJS) $(CORE_LIB)
 	$(CXX) -std=c++17 -O2 -Isrc/core -o $@ $< $(BENCH_CHECKSUM_OBJS) $(CORE_LIB) $(CORE_LIBS)
 # The XTS libraries Debian 12 ships, side by side (needs nettle-dev,

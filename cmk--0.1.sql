@@ -112,7 +112,7 @@ GRANT EXECUTE ON FUNCTION cmk_rotate_key(text) TO cmk_key_admin;
 GRANT ALTER SYSTEM ON PARAMETER cmk.key_url TO cmk_key_admin;
 
 -- cmk_verify(): what is encrypted in this server's data directory, per file
--- (pg_cmk verify's report; src/pg/sql_verify.c). Files are read as stored:
+-- (pg_cmk verify's report; src/pg/sql/verify.c). Files are read as stored:
 -- run CHECKPOINT first, pages still only in shared buffers are not on disk.
 CREATE FUNCTION cmk_verify(
     OUT file_class text,

@@ -4,12 +4,12 @@
 //                through the C interface the smgr wrappers call (tweak set
 //                per page, cipher context reused);
 //   checksum     PostgreSQL's page checksum as Debian's server is built, and
-//                as cmk builds it for AVX2 (src/pg/page_checksum_avx2.c);
-//   page write   what src/pg/page_cipher.c does per page written: header
+//                as cmk builds it for AVX2 (src/pg/cipher/page_checksum_avx2.c);
+//   page write   what src/pg/cipher/page_cipher.c does per page written: header
 //                copy, XTS, generation flag, checksum of the ciphertext;
 //   page read    ciphertext checksum, XTS decrypt, plaintext checksum;
 //   wal          src/core/wal_page encrypt (copy) and decrypt (in place) of
-//                one 8 KiB WAL page, as src/pg/wal_cipher.c calls them;
+//                one 8 KiB WAL page, as src/pg/cipher/wal_cipher.c calls them;
 //   cold read    a cold sequential scan's per-page work: each page copied
 //                from a 256 MiB region (pread from the page cache: memory,
 //                not cache) into a 32-page ring (PostgreSQL's bulk-read
@@ -135,7 +135,7 @@ int main(int argc, char** argv) {
         return 1;
     }
 
-    // The server's per-page sequence (src/pg/page_cipher.c), checksum by AVX2.
+    // The server's per-page sequence (src/pg/cipher/page_cipher.c), checksum by AVX2.
     auto page_write = [&](size_t i, uint32_t blk) {
         std::memcpy(page_b(i), page_a(i), kHeader);
         xts_encrypt(i, blk);

@@ -371,7 +371,7 @@ if m and r:
     if paths:
         add("")
         add("Per-page paths, with the code the server runs (`bench/page_cipher_bench.cpp`): the XTS calls above plus "
-            "checksums and header work for data pages (src/pg/page_cipher.c's sequence), the WAL page format of "
+            "checksums and header work for data pages (src/pg/cipher/page_cipher.c's sequence), the WAL page format of "
             "src/core/wal_page.")
         add("")
         add("| path | MB/s | ns per 8 kB page | ratio to openssl speed |")

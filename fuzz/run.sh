@@ -18,7 +18,7 @@ command -v clang++ >/dev/null || { echo "fuzz/run.sh: clang++ missing; run fuzz/
 CXX=clang++
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
 FLAGS="-std=c++17 -O1 -g -fno-omit-frame-pointer -Isrc/core"
-LIBS="-lcurl -lgcrypt -lgpg-error -lcrypto -lpthread"
+LIBS="-lcurl -lgcrypt -lgpg-error -lssl -lcrypto -lpthread"
 out=build/fuzz
 mkdir -p "$out/obj"
 

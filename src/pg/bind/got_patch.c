@@ -12,7 +12,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "pg/got_patch.h"
+#include "pg/bind/bind.h"
 
 typedef struct object_query
 {

@@ -7,9 +7,9 @@
  * inherits it. Full RELRO leaves the GOT read-only: it is made writable for
  * the patch and protected again.
  *
- * A per-process table, indexed by file descriptor, records the class of
- * each file that cmk encrypts (decided by its path when opened); every other
- * descriptor goes straight to libc at the cost of one table lookup.
+ * The wrappers (fd_io.c, stdio_streams.c) hand files of an encrypted class
+ * to the operations the cipher layer gives cmk_io_binding_install.
+ *
  * Fail closed: a symbol whose GOT slot is missing, found twice, or does not
  * hold libc's function stops start-up.
  */
@@ -21,13 +21,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "pg/cmk.h"
-#include "pg/file_io.h"
-#include "pg/got_patch.h"
-
-cmk_real_io_t cmk_real_io;
-
-uint8		cmk_fd_class[CMK_FD_TABLE_SIZE];
+#include "pg/bind/bind.h"
 
 typedef struct got_target
 {
@@ -38,239 +32,26 @@ typedef struct got_target
 	int			found;
 } got_target;
 
-
-
-static ssize_t cmk_read(int fd, void *buf, size_t count);
-static ssize_t cmk_write(int fd, const void *buf, size_t count);
-static ssize_t cmk_pread(int fd, void *buf, size_t count, off_t offset);
-static ssize_t cmk_pwrite(int fd, const void *buf, size_t count, off_t offset);
-static ssize_t cmk_pwritev(int fd, const struct iovec *iov, int iovcnt, off_t offset);
-static int	cmk_ftruncate(int fd, off_t length);
-static ssize_t cmk_read_chk(int fd, void *buf, size_t count, size_t buflen);
-
 /* glibc's _FORTIFY_SOURCE variant of read(), imported beside read(). */
 extern ssize_t __read_chk(int fd, void *buf, size_t count, size_t buflen);
 
 static got_target targets[] = {
 	{"open", (void *) open, (void *) cmk_open_wrapper},
 	{"close", (void *) close, (void *) cmk_close_wrapper},
-	{"read", (void *) read, (void *) cmk_read},
-	{"write", (void *) write, (void *) cmk_write},
-	{"pread", (void *) pread, (void *) cmk_pread},
-	{"pwrite", (void *) pwrite, (void *) cmk_pwrite},
-	{"pwritev", (void *) pwritev, (void *) cmk_pwritev},
-	{"ftruncate", (void *) ftruncate, (void *) cmk_ftruncate},
-	{"__read_chk", (void *) __read_chk, (void *) cmk_read_chk},
+	{"read", (void *) read, (void *) cmk_read_wrapper},
+	{"write", (void *) write, (void *) cmk_write_wrapper},
+	{"pread", (void *) pread, (void *) cmk_pread_wrapper},
+	{"pwrite", (void *) pwrite, (void *) cmk_pwrite_wrapper},
+	{"pwritev", (void *) pwritev, (void *) cmk_pwritev_wrapper},
+	{"ftruncate", (void *) ftruncate, (void *) cmk_ftruncate_wrapper},
+	{"__read_chk", (void *) __read_chk, (void *) cmk_read_chk_wrapper},
 	{"fopen", (void *) fopen, (void *) cmk_fopen},
 };
 
 #define N_TARGETS lengthof(targets)
 
-
-/* Encrypted files opened with O_APPEND: appends are emulated (see cmk_open_wrapper). */
-static bool fd_append[CMK_FD_TABLE_SIZE];
-
-/* ---- wrappers ---- */
-
-int
-cmk_open_wrapper(const char *path, int flags,...)
-{
-	mode_t		mode = 0;
-	int			fd;
-	cmk_file_class class;
-	bool		append = false;
-
-	if (flags & (O_CREAT | O_TMPFILE))
-	{
-		va_list		ap;
-
-		va_start(ap, flags);
-		mode = (mode_t) va_arg(ap, int);
-		va_end(ap);
-	}
-	class = cmk_classify_path(path);
-	if (class != CMK_FILE_PLAIN)
-	{
-		/*
-		 * A write that covers part of a page or unit must read it back, so
-		 * write-only means read-write; and under O_APPEND, Linux pwrite()
-		 * ignores its offset, which a read-modify-write needs: cmk_write
-		 * appends by itself instead.
-		 */
-		append = (flags & O_APPEND) != 0;
-		flags &= ~O_APPEND;
-		if ((flags & O_ACCMODE) == O_WRONLY)
-			flags = (flags & ~O_ACCMODE) | O_RDWR;
-	}
-	fd = cmk_real_io.open(path, flags, mode);
-	if (fd >= 0)
-	{
-		if (likely(fd < CMK_FD_TABLE_SIZE))
-		{
-			cmk_fd_class[fd] = (uint8) class;
-			fd_append[fd] = append;
-			if (class != CMK_FILE_PLAIN)
-				cmk_file_opened(fd, class, path);
-		}
-		else if (class != CMK_FILE_PLAIN)
-		{
-			/* Refuse rather than write such a file in plaintext. */
-			cmk_real_io.close(fd);
-			errno = EMFILE;
-			return -1;
-		}
-	}
-	return fd;
-}
-
-int
-cmk_close_wrapper(int fd)
-{
-	if (fd >= 0 && fd < CMK_FD_TABLE_SIZE)
-		cmk_fd_class[fd] = CMK_FILE_PLAIN;
-	return cmk_real_io.close(fd);
-}
-
-static ssize_t
-cmk_pread(int fd, void *buf, size_t count, off_t offset)
-{
-	cmk_file_class class = cmk_fd_class_of(fd);
-	ssize_t		r = cmk_real_io.pread(fd, buf, count, offset);
-
-	if (unlikely(class != CMK_FILE_PLAIN) && r > 0 &&
-		cmk_file_after_read(class, fd, buf, (size_t) r, offset) != 0)
-		return -1;
-	return r;
-}
-
-static ssize_t
-cmk_pwrite(int fd, const void *buf, size_t count, off_t offset)
-{
-	cmk_file_class class = cmk_fd_class_of(fd);
-
-	if (likely(class == CMK_FILE_PLAIN))
-		return cmk_real_io.pwrite(fd, buf, count, offset);
-	return cmk_file_write(class, fd, buf, count, offset);
-}
-
-static ssize_t
-cmk_read(int fd, void *buf, size_t count)
-{
-	cmk_file_class class = cmk_fd_class_of(fd);
-	off_t		offset;
-	ssize_t		r;
-
-	if (likely(class == CMK_FILE_PLAIN))
-		return cmk_real_io.read(fd, buf, count);
-	offset = lseek(fd, 0, SEEK_CUR);
-	r = cmk_real_io.read(fd, buf, count);
-	if (r > 0 && offset >= 0 && cmk_file_after_read(class, fd, buf, (size_t) r, offset) != 0)
-		return -1;
-	return r;
-}
-
-static ssize_t
-cmk_read_chk(int fd, void *buf, size_t count, size_t buflen)
-{
-	/* count > buflen is the overflow that __read_chk exists to stop */
-	if (likely(cmk_fd_class_of(fd) == CMK_FILE_PLAIN) || count > buflen)
-		return cmk_real_io.read_chk(fd, buf, count, buflen);
-	return cmk_read(fd, buf, count);
-}
-
-static ssize_t
-cmk_write(int fd, const void *buf, size_t count)
-{
-	cmk_file_class class = cmk_fd_class_of(fd);
-	off_t		offset;
-	ssize_t		r;
-
-	if (likely(class == CMK_FILE_PLAIN))
-		return cmk_real_io.write(fd, buf, count);
-	offset = lseek(fd, 0, fd_append[fd] ? SEEK_END : SEEK_CUR);
-	if (offset < 0)
-		return -1;
-	r = cmk_file_write(class, fd, buf, count, offset);
-	if (r > 0)
-		lseek(fd, offset + r, SEEK_SET);
-	return r;
-}
-
-static ssize_t
-cmk_pwritev(int fd, const struct iovec *iov, int iovcnt, off_t offset)
-{
-	cmk_file_class class = cmk_fd_class_of(fd);
-
-	if (likely(class == CMK_FILE_PLAIN))
-		return cmk_real_io.pwritev(fd, iov, iovcnt, offset);
-	return cmk_file_writev(class, fd, iov, iovcnt, offset);
-}
-
-static int
-cmk_ftruncate(int fd, off_t length)
-{
-	cmk_file_class class = cmk_fd_class_of(fd);
-
-	if (likely(class == CMK_FILE_PLAIN))
-		return cmk_real_io.ftruncate(fd, length);
-	return cmk_file_truncate(class, fd, length);
-}
-
-/* ---- whole reads and writes with the real calls ---- */
-
-/* Reads up to count bytes at offset, retrying short reads; bytes read or -1. */
-ssize_t
-cmk_pread_full(int fd, char *buf, size_t count, off_t offset)
-{
-	size_t		got = 0;
-
-	while (got < count)
-	{
-		ssize_t		r = cmk_real_io.pread(fd, buf + got, count - got, offset + got);
-
-		if (r < 0)
-		{
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (r == 0)
-			break;
-		got += r;
-	}
-	return (ssize_t) got;
-}
-
-/* Writes all of buf at offset; count or -1 (ENOSPC for a zero-byte write). */
-ssize_t
-cmk_pwrite_all(int fd, const char *buf, size_t count, off_t offset)
-{
-	size_t		done = 0;
-
-	while (done < count)
-	{
-		ssize_t		r = cmk_real_io.pwrite(fd, buf + done, count - done, offset + done);
-
-		if (r < 0)
-		{
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (r == 0)
-		{
-			errno = ENOSPC;
-			return -1;
-		}
-		done += r;
-	}
-	return (ssize_t) done;
-}
-
-/* ---- binding ---- */
-
 void
-cmk_io_binding_install(void)
+cmk_io_binding_install(const cmk_file_class_ops *ops)
 {
 	cmk_got_slot slots[N_TARGETS];
 
@@ -290,6 +71,7 @@ cmk_io_binding_install(void)
 	}
 
 	/* Everything found: remember libc's functions, then patch. */
+	cmk_file_ops = ops;
 	cmk_real_io.open = (int (*) (const char *, int,...)) targets[0].libc;
 	cmk_real_io.close = (int (*) (int)) targets[1].libc;
 	cmk_real_io.read = (ssize_t (*) (int, void *, size_t)) targets[2].libc;

@@ -4,8 +4,9 @@
  * md.c through `smgrsw`, a const table of f_smgr entries in the executable's
  * RELRO data. We find that table by its exact contents (the exported md*
  * functions in f_smgr order), make its page writable for a moment, and
- * replace the read, write and extend slots with wrappers around the
- * originals. This runs in the postmaster before any child is forked, so
+ * replace the read, write and extend slots with the wrappers the cipher
+ * layer gives (cipher/smgr_pages.c: md.c's functions around the page
+ * cipher). This runs in the postmaster before any child is forked, so
  * every process inherits the patched table.
  *
  * Fail closed: a pattern found zero or several times, or a protection
@@ -25,7 +26,7 @@
 #include "storage/smgr.h"
 #include "utils/guc.h"
 
-#include "pg/cmk.h"
+#include "pg/bind/bind.h"
 
 /* f_smgr of PostgreSQL 15 (smgr.c), as an array of function pointers. */
 #define F_SMGR_SLOTS 15
@@ -33,39 +34,8 @@
 #define SLOT_READ 9
 #define SLOT_WRITE 10
 
-typedef void (*extend_fn) (SMgrRelation, ForkNumber, BlockNumber, char *, bool);
-typedef void (*read_fn) (SMgrRelation, ForkNumber, BlockNumber, char *);
-typedef void (*write_fn) (SMgrRelation, ForkNumber, BlockNumber, char *, bool);
-
 static void *volatile *smgrsw_slots = NULL;
 static bool smgrsw_in_relro = false;
-
-/* Per-process scratch page for encrypted copies: no allocation per write. */
-static PGAlignedBlock scratch;
-
-static void
-cmk_mdextend(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum, char *buffer, bool skipFsync)
-{
-	char	   *out = cmk_page_encrypt(buffer, scratch.data, reln->smgr_rnode.node.relNode, blocknum);
-
-	mdextend(reln, forknum, blocknum, out, skipFsync);
-}
-
-static void
-cmk_mdread(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum, char *buffer)
-{
-	cmk_access_check_read();
-	mdread(reln, forknum, blocknum, buffer);
-	cmk_page_decrypt(buffer, reln->smgr_rnode.node.relNode, blocknum);
-}
-
-static void
-cmk_mdwrite(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum, char *buffer, bool skipFsync)
-{
-	char	   *out = cmk_page_encrypt(buffer, scratch.data, reln->smgr_rnode.node.relNode, blocknum);
-
-	mdwrite(reln, forknum, blocknum, out, skipFsync);
-}
 
 typedef struct scan_state
 {
@@ -166,7 +136,7 @@ set_protection(uintptr_t start, size_t len, int prot, const char *what)
 
 /* Replaces the read, write and extend slots. */
 void
-cmk_smgr_binding_install(void)
+cmk_smgr_binding_install(cmk_smgr_extend_fn extend, cmk_smgr_read_fn read, cmk_smgr_write_fn write)
 {
 	long		pagesize = sysconf(_SC_PAGESIZE);
 	uintptr_t	first = (uintptr_t) smgrsw_slots & ~(uintptr_t) (pagesize - 1);
@@ -174,15 +144,15 @@ cmk_smgr_binding_install(void)
 
 	Assert(smgrsw_slots != NULL);
 	set_protection(first, last - first, PROT_READ | PROT_WRITE, "make writable");
-	smgrsw_slots[SLOT_EXTEND] = (void *) cmk_mdextend;
-	smgrsw_slots[SLOT_READ] = (void *) cmk_mdread;
-	smgrsw_slots[SLOT_WRITE] = (void *) cmk_mdwrite;
+	smgrsw_slots[SLOT_EXTEND] = (void *) extend;
+	smgrsw_slots[SLOT_READ] = (void *) read;
+	smgrsw_slots[SLOT_WRITE] = (void *) write;
 	if (smgrsw_in_relro)
 		set_protection(first, last - first, PROT_READ, "protect again");
 
-	if (smgrsw_slots[SLOT_EXTEND] != (void *) cmk_mdextend ||
-		smgrsw_slots[SLOT_READ] != (void *) cmk_mdread ||
-		smgrsw_slots[SLOT_WRITE] != (void *) cmk_mdwrite)
+	if (smgrsw_slots[SLOT_EXTEND] != (void *) extend ||
+		smgrsw_slots[SLOT_READ] != (void *) read ||
+		smgrsw_slots[SLOT_WRITE] != (void *) write)
 		ereport(FATAL, (errmsg("cmk: the storage manager table did not take the new entries")));
 }
 

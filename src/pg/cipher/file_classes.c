@@ -11,7 +11,8 @@
  *   pg_notify/<4-6 hex>                    NOTIFY's queue (SLRU pages, whole
  *                                          8 kB pages by pread/pwrite;
  *                                          PostgreSQL empties it at start)
- * and the dispatch of reads and writes to each class's cipher.
+ * and the dispatch of reads and writes to each class's cipher, handed to
+ * the binding layer as its operations table (cmk_file_class_operations).
  *
  * A walsender that runs a base backup reads every file as stored: a base
  * backup carries ciphertext, like a file copy. It still writes WAL (the
@@ -24,8 +25,7 @@
 #include "replication/walsender_private.h"
 #include "utils/guc.h"
 
-#include "pg/cmk.h"
-#include "pg/file_io.h"
+#include "pg/cipher/cipher.h"
 
 static bool
 all_hex(const char *s, int n)
@@ -76,8 +76,8 @@ cmk_refuse_unencrypted_file_settings(void)
 				 errhint("Use dynamic_shared_memory_type = posix (the default on Linux) or sysv.")));
 }
 
-cmk_file_class
-cmk_classify_path(const char *path)
+static cmk_file_class
+classify_path(const char *path)
 {
 	const char *name;
 
@@ -122,8 +122,8 @@ cmk_classify_path(const char *path)
  */
 static bool fd_in_pgsql_tmp[CMK_FD_TABLE_SIZE];
 
-void
-cmk_file_opened(int fd, cmk_file_class class, const char *path)
+static void
+file_opened(int fd, cmk_file_class class, const char *path)
 {
 	if (class == CMK_FILE_TEMP)
 	{
@@ -144,8 +144,8 @@ reading_for_base_backup(cmk_file_class class, int fd)
 }
 
 /* Decrypts what a read returned; 0, or -1 with errno (the read fails). */
-int
-cmk_file_after_read(cmk_file_class class, int fd, void *buf, size_t len, off_t offset)
+static int
+file_after_read(cmk_file_class class, int fd, void *buf, size_t len, off_t offset)
 {
 	if (reading_for_base_backup(class, fd))
 		return 0;
@@ -155,8 +155,8 @@ cmk_file_after_read(cmk_file_class class, int fd, void *buf, size_t len, off_t o
 	return 0;
 }
 
-ssize_t
-cmk_file_write(cmk_file_class class, int fd, const void *buf, size_t count, off_t offset)
+static ssize_t
+file_write(cmk_file_class class, int fd, const void *buf, size_t count, off_t offset)
 {
 	if (class == CMK_FILE_WAL)
 		return cmk_wal_write(fd, (const char *) buf, count, offset);
@@ -169,8 +169,8 @@ cmk_file_write(cmk_file_class class, int fd, const void *buf, size_t count, off_
  * per distinct buffer and goes to the real pwritev whole, as PostgreSQL
  * issued it (one system call, not one per page).
  */
-ssize_t
-cmk_file_writev(cmk_file_class class, int fd, const struct iovec *iov, int iovcnt, off_t offset)
+static ssize_t
+file_writev(cmk_file_class class, int fd, const struct iovec *iov, int iovcnt, off_t offset)
 {
 	ssize_t		total = 0;
 
@@ -190,17 +190,27 @@ cmk_file_writev(cmk_file_class class, int fd, const struct iovec *iov, int iovcn
 
 	for (int i = 0; i < iovcnt; i++)
 	{
-		if (cmk_file_write(class, fd, (const char *) iov[i].iov_base, iov[i].iov_len, offset + total) < 0)
+		if (file_write(class, fd, (const char *) iov[i].iov_base, iov[i].iov_len, offset + total) < 0)
 			return total > 0 ? total : -1;
 		total += (ssize_t) iov[i].iov_len;
 	}
 	return total;
 }
 
-int
-cmk_file_truncate(cmk_file_class class, int fd, off_t length)
+static int
+file_truncate(cmk_file_class class, int fd, off_t length)
 {
 	if (class == CMK_FILE_TEMP)
 		return cmk_temp_truncate(fd, length);
 	return cmk_real_io.ftruncate(fd, length);
 }
+
+/* What bind/'s wrappers do with the files of these classes. */
+const cmk_file_class_ops cmk_file_class_operations = {
+	.classify = classify_path,
+	.opened = file_opened,
+	.after_read = file_after_read,
+	.write = file_write,
+	.writev = file_writev,
+	.truncate = file_truncate,
+};

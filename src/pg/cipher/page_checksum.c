@@ -13,7 +13,7 @@
 
 #include "storage/checksum.h"
 
-#include "pg/cmk.h"
+#include "pg/cipher/cipher.h"
 
 uint16		(*cmk_checksum_page) (char *page, BlockNumber blkno) = pg_checksum_page;
 

@@ -4,7 +4,7 @@
  */
 #include "postgres.h"
 
-#include "pg/cmk.h"
+#include "pg/cipher/cipher.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define pg_checksum_page cmk_checksum_page_avx2

@@ -18,7 +18,7 @@
 #include "port/pg_bswap.h"
 #include "storage/bufpage.h"
 
-#include "pg/cmk.h"
+#include "pg/cipher/cipher.h"
 
 #define CMK_HEADER_BYTES 16
 
@@ -124,7 +124,7 @@ void
 cmk_page_decrypt(char *page, uint32 relnode, BlockNumber blkno)
 {
 	PageHeaderData *ph = (PageHeaderData *) page;
-	uint32		generation = (ph->pd_flags & CMK_PD_GENERATION_MASK) >> CMK_PD_GENERATION_SHIFT;
+	uint32		generation = cmk_page_generation(page);
 	bool		checksums;
 	bool		ciphertext_ok = true;
 	uint8		tweak[CMK_XTS_TWEAK_BYTES];

@@ -13,9 +13,10 @@
  * (the format is src/core/temp_unit.h's). The path, because processes
  * sharing a file (parallel hash join) open it by the same path; a ".tmp"
  * suffix is left out of the hash, because two-phase files are written
- * under that name and renamed. A write that covers part of a unit reads
- * the unit, merges, and rewrites it; it never extends the file past what
- * was asked.
+ * under that name and renamed. unit_io.c's engine runs the loop over
+ * units; a write that covers part of a unit reads the unit, merges, and
+ * rewrites it (temp_write_part); it never extends the file past what was
+ * asked.
  *
  * These files carry no generation mark. They use the generation that was
  * current when the server started (cmk_keys->temp_generation), fixed for the
@@ -34,11 +35,9 @@
 #include "miscadmin.h"
 #include "storage/fd.h"
 
-#include "pg/cmk.h"
-#include "pg/file_io.h"
+#include "pg/cipher/cipher.h"
 
-#define UNIT 8192
-#define SCRATCH_UNITS 64
+#define UNIT CMK_UNIT_BYTES
 
 static uint64 fd_path_hash[CMK_FD_TABLE_SIZE];
 
@@ -59,7 +58,7 @@ lock_units(int fd, off_t from, off_t len, short type)
 	while (fcntl(fd, F_OFD_SETLKW, &fl) != 0 && errno == EINTR)
 		;
 }
-static char scratch[SCRATCH_UNITS * UNIT] pg_attribute_aligned(4096);
+/* A unit read back for a partial read or write, or a truncation. */
 static char unit_buf[UNIT] pg_attribute_aligned(4096);
 
 void
@@ -99,6 +98,71 @@ load_unit(int fd, uint64 unit)
 	return got;
 }
 
+static int
+temp_decrypt_whole(int fd, off_t unit_off, char *unit)
+{
+	crypt_unit(fd, (uint64) unit_off / UNIT, unit, UNIT, false);
+	return 0;
+}
+
+/* Part of a unit (or a last unit shorter than 8 kB): the stored unit is one
+ * data unit, so load it whole and copy the part asked for. */
+static int
+temp_read_part(int fd, off_t unit_off, off_t from, off_t to, char *dst)
+{
+	ssize_t		stored = load_unit(fd, (uint64) unit_off / UNIT);
+
+	if (stored < 0)
+		return 0;
+	if (to - unit_off > stored)
+		to = unit_off + stored;
+	if (to > from)
+		memcpy(dst, unit_buf + (from - unit_off), to - from);
+	return 0;
+}
+
+static void
+temp_encrypt_whole(int fd, off_t unit_off, const char *in, char *out)
+{
+	crypt_unit_to(fd, (uint64) unit_off / UNIT, in, out, UNIT, true);
+}
+
+/* Part of a unit: merge with what is stored, rewrite the unit. */
+static int
+temp_write_part(int fd, off_t unit_off, off_t from, off_t to, const char *src)
+{
+	uint64		unit = (uint64) unit_off / UNIT;
+	ssize_t		stored;
+	size_t		new_len;
+	ssize_t		rc;
+
+	if (fd_lock_units[fd])
+		lock_units(fd, unit_off, UNIT, F_WRLCK);
+	stored = load_unit(fd, unit);
+	if (stored < 0)
+	{
+		if (fd_lock_units[fd])
+			lock_units(fd, unit_off, UNIT, F_UNLCK);
+		return -1;
+	}
+	if (from - unit_off > stored)
+		memset(unit_buf + stored, 0, (from - unit_off) - stored);	/* a hole reads as zeros */
+	memcpy(unit_buf + (from - unit_off), src, to - from);
+	new_len = Max((size_t) stored, (size_t) (to - unit_off));
+	crypt_unit(fd, unit, unit_buf, new_len, true);
+	rc = cmk_pwrite_all(fd, unit_buf, new_len, unit_off);
+	if (fd_lock_units[fd])
+		lock_units(fd, unit_off, UNIT, F_UNLCK);
+	return rc < 0 ? -1 : 0;
+}
+
+static const cmk_unit_class temp_units = {
+	.decrypt_whole = temp_decrypt_whole,
+	.read_part = temp_read_part,
+	.encrypt_whole = temp_encrypt_whole,
+	.write_part = temp_write_part,
+};
+
 void
 cmk_temp_after_read(int fd, char *buf, size_t len, off_t offset)
 {
@@ -113,99 +177,15 @@ cmk_temp_after_read(int fd, char *buf, size_t len, off_t offset)
 		if (cmk_real_io.pread(fd, buf, len, offset) != (ssize_t) len)
 			memset(buf, 0, len);
 	}
-
-	for (uint64 unit = (uint64) offset / UNIT; (off_t) (unit * UNIT) < end; unit++)
-	{
-		off_t		unit_off = (off_t) (unit * UNIT);
-		off_t		from = Max(unit_off, offset);
-		off_t		to = Min(unit_off + UNIT, end);
-		ssize_t		stored;
-
-		/* The read holds the whole unit: decrypt in place. */
-		if (from == unit_off && to == unit_off + UNIT)
-		{
-			crypt_unit(fd, unit, buf + (from - offset), UNIT, false);
-			continue;
-		}
-		/* Part of a unit (or a last unit shorter than 8 kB): the stored unit is
-		 * one data unit, so load it whole and copy the part asked for. */
-		stored = load_unit(fd, unit);
-		if (stored < 0)
-			continue;
-		if (to - unit_off > stored)
-			to = unit_off + stored;
-		if (to > from)
-			memcpy(buf + (from - offset), unit_buf + (from - unit_off), to - from);
-	}
+	(void) cmk_unit_after_read(&temp_units, fd, buf, len, offset);
 	if (locked)
 		lock_units(fd, first, end - first + UNIT, F_UNLCK);
 }
 
-
 ssize_t
 cmk_temp_write(int fd, const char *buf, size_t count, off_t offset)
 {
-	off_t		end = offset + (off_t) count;
-	off_t		run_start = -1;
-	int			run_units = 0;
-
-	for (uint64 unit = (uint64) offset / UNIT; (off_t) (unit * UNIT) < end; unit++)
-	{
-		off_t		unit_off = (off_t) (unit * UNIT);
-		off_t		from = Max(unit_off, offset);
-		off_t		to = Min(unit_off + UNIT, end);
-
-		if (from == unit_off && to == unit_off + UNIT)
-		{
-			if (run_units == SCRATCH_UNITS)
-			{
-				if (cmk_pwrite_all(fd, scratch, (size_t) run_units * UNIT, run_start) < 0)
-					return -1;
-				run_units = 0;
-			}
-			if (run_units == 0)
-				run_start = unit_off;
-			crypt_unit_to(fd, unit, buf + (from - offset), scratch + (size_t) run_units * UNIT, UNIT, true);
-			run_units++;
-			continue;
-		}
-
-		/* Part of a unit: merge with what is stored, rewrite the unit. */
-		if (run_units > 0)
-		{
-			if (cmk_pwrite_all(fd, scratch, (size_t) run_units * UNIT, run_start) < 0)
-				return -1;
-			run_units = 0;
-		}
-		{
-			ssize_t		stored;
-			size_t		new_len;
-			ssize_t		rc;
-
-			if (fd_lock_units[fd])
-				lock_units(fd, unit_off, UNIT, F_WRLCK);
-			stored = load_unit(fd, unit);
-			if (stored < 0)
-			{
-				if (fd_lock_units[fd])
-					lock_units(fd, unit_off, UNIT, F_UNLCK);
-				return -1;
-			}
-			if (from - unit_off > stored)
-				memset(unit_buf + stored, 0, (from - unit_off) - stored);	/* a hole reads as zeros */
-			memcpy(unit_buf + (from - unit_off), buf + (from - offset), to - from);
-			new_len = Max((size_t) stored, (size_t) (to - unit_off));
-			crypt_unit(fd, unit, unit_buf, new_len, true);
-			rc = cmk_pwrite_all(fd, unit_buf, new_len, unit_off);
-			if (fd_lock_units[fd])
-				lock_units(fd, unit_off, UNIT, F_UNLCK);
-			if (rc < 0)
-				return -1;
-		}
-	}
-	if (run_units > 0 && cmk_pwrite_all(fd, scratch, (size_t) run_units * UNIT, run_start) < 0)
-		return -1;
-	return (ssize_t) count;
+	return cmk_unit_write(&temp_units, fd, buf, count, offset);
 }
 
 /* ftruncate: the unit cut in two is re-encrypted at its new length. */
@@ -297,7 +277,6 @@ static void
 rekey_file(const char *relpath, uint32 magic, uint32 to, int *rekeyed)
 {
 	char		path[MAXPGPATH];
-	char		tmp[MAXPGPATH];
 	int			fd;
 	struct stat st;
 	char	   *data;
@@ -337,8 +316,7 @@ rekey_file(const char *relpath, uint32 magic, uint32 to, int *rekeyed)
 	{
 		crypt_file(relpath, data, st.st_size, (uint32) from, false, SIZE_MAX);
 		crypt_file(relpath, data, st.st_size, to, true, SIZE_MAX);
-		snprintf(tmp, sizeof(tmp), "%s.cmk-rekey", path);
-		if (!cmk_write_file_synced(tmp, data, st.st_size, LOG) || durable_rename(tmp, path, LOG) != 0)
+		if (!cmk_replace_file_via(path, ".cmk-rekey", data, st.st_size, LOG))
 			ereport(FATAL,
 					(errmsg("cmk: could not re-key \"%s\" (see the message above)", path),
 					 errdetail("The file is intact; the next start re-keys it.")));

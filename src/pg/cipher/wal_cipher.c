@@ -23,14 +23,14 @@
  * that names the generation (on a standby, that WAL is read again from its
  * upstream server or archive).
  *
- * Reads and writes may start and end anywhere: a page only partly in the
- * caller's range is read whole from the file (and for a write, merged and
- * written back whole; a stale page on disk counts as zeros), because XTS
- * needs the whole page.
+ * Reads and writes may start and end anywhere: unit_io.c's engine runs the
+ * loop over pages, this file says what a page is (a page only partly in the
+ * caller's range is read whole from the file, and for a write merged and
+ * written back whole; a stale page on disk counts as zeros).
  *
- * Hot path (XLogWrite under WALWriteLock): pages are encrypted once into a
- * per-process scratch area and written with one pwrite per chunk; no
- * allocation, no lock.
+ * Hot path (XLogWrite under WALWriteLock): pages are encrypted once into the
+ * engine's per-process scratch area and written with one pwrite per chunk;
+ * no allocation, no lock.
  */
 #include "postgres.h"
 
@@ -44,13 +44,11 @@
 #include "miscadmin.h"
 #include "storage/fd.h"
 
-#include "pg/cmk.h"
-#include "pg/file_io.h"
+#include "pg/cipher/cipher.h"
 
 #define WAL_PAGE XLOG_BLCKSZ
-#define SCRATCH_PAGES 64
 
-StaticAssertDecl(XLOG_BLCKSZ == 8192, "cmk assumes 8 kB WAL pages");
+StaticAssertDecl(XLOG_BLCKSZ == CMK_UNIT_BYTES, "cmk assumes 8 kB WAL pages (the units of unit_io.c)");
 StaticAssertDecl(XLOG_PAGE_MAGIC == CMK_WAL_PAGE_MAGIC, "the core's WAL page magic is this server's");
 StaticAssertDecl((XLP_ALL_FLAGS & CMK_WAL_GENERATION_MASK) == 0,
 				 "generation bits must not overlap xlp_info flags");
@@ -59,9 +57,10 @@ StaticAssertDecl(offsetof(XLogPageHeaderData, xlp_pageaddr) == 8 && SizeOfXLogSh
 StaticAssertDecl(SizeOfXLogLongPHD == 40 && XLP_LONG_HEADER == 0x0002,
 				 "the core's long WAL page header is this server's");
 
-/* Aligned for O_DIRECT WAL writes. */
-static char scratch[SCRATCH_PAGES * WAL_PAGE] pg_attribute_aligned(4096);
+/* A page read back for a partial read or write, and its merged copy
+ * (aligned for O_DIRECT WAL writes). */
 static char page_buf[WAL_PAGE] pg_attribute_aligned(4096);
+static char merged[WAL_PAGE] pg_attribute_aligned(4096);
 
 /*
  * Per descriptor: the WAL position of byte 0 of the file (pg_wal/<segment>),
@@ -193,141 +192,66 @@ read_whole_page(int fd, off_t page_off)
 	return true;
 }
 
+/* The part [from, to) of the page at page_off, decrypted, to dst. */
+static int
+wal_read_part(int fd, off_t page_off, off_t from, off_t to, char *dst)
+{
+	if (!read_whole_page(fd, page_off))
+		return 0;				/* leave what was read; the caller validates */
+	if (decrypt_page(fd, page_buf, page_off) != 0)
+		return -1;
+	memcpy(dst, page_buf + (from - page_off), to - from);
+	return 0;
+}
+
+static int
+wal_decrypt_whole(int fd, off_t page_off, char *page)
+{
+	return decrypt_page(fd, page, page_off);
+}
+
+static void
+wal_encrypt_whole(int fd, off_t page_off, const char *in, char *out)
+{
+	cmk_wal_page_encrypt_copy(in, out);
+}
+
+/* Merges src, the part [from, to) of the page at page_off, with the page on disk. */
+static int
+wal_write_part(int fd, off_t page_off, off_t from, off_t to, const char *src)
+{
+	if (!read_whole_page(fd, page_off))
+		return -1;
+	/* What is on disk counts only if it belongs here: else zeros. */
+	if (cmk_wal_page_generation((const uint8 *) page_buf) != 0 || cmk_wal_page_is_plaintext_wal((const uint8 *) page_buf))
+	{
+		if (!page_belongs(fd, page_buf, page_off))
+			memset(page_buf, 0, WAL_PAGE);
+		else if (decrypt_page(fd, page_buf, page_off) != 0)
+			return -1;
+	}
+	memcpy(page_buf + (from - page_off), src, to - from);
+	if (cmk_wal_page_encrypt_copy(page_buf, merged))
+		return cmk_pwrite_all(fd, merged, WAL_PAGE, page_off) < 0 ? -1 : 0;
+	/* not a WAL page (zero fill): as asked */
+	return cmk_pwrite_all(fd, src, to - from, from) < 0 ? -1 : 0;
+}
+
+static const cmk_unit_class wal_units = {
+	.decrypt_whole = wal_decrypt_whole,
+	.read_part = wal_read_part,
+	.encrypt_whole = wal_encrypt_whole,
+	.write_part = wal_write_part,
+};
+
 int
 cmk_wal_after_read(int fd, char *buf, size_t len, off_t offset)
 {
-	off_t		end = offset + (off_t) len;
-	off_t		page_off = offset - offset % WAL_PAGE;
-
-	for (; page_off < end; page_off += WAL_PAGE)
-	{
-		off_t		from = Max(page_off, offset);
-		off_t		to = Min(page_off + WAL_PAGE, end);
-
-		if (from == page_off && to == page_off + WAL_PAGE)
-		{
-			if (decrypt_page(fd, buf + (page_off - offset), page_off) != 0)
-				return -1;
-			continue;
-		}
-		/* Part of a page: take that part from the whole page, decrypted. */
-		if (!read_whole_page(fd, page_off))
-			continue;			/* leave what was read; the caller validates */
-		if (decrypt_page(fd, page_buf, page_off) != 0)
-			return -1;
-		memcpy(buf + (from - offset), page_buf + (from - page_off), to - from);
-	}
-	return 0;
+	return cmk_unit_after_read(&wal_units, fd, buf, len, offset);
 }
 
 ssize_t
 cmk_wal_write(int fd, const char *buf, size_t count, off_t offset)
 {
-	off_t		end = offset + (off_t) count;
-	off_t		page_off = offset - offset % WAL_PAGE;
-	off_t		run_start = -1;
-	int			run_pages = 0;
-
-	for (; page_off < end; page_off += WAL_PAGE)
-	{
-		off_t		from = Max(page_off, offset);
-		off_t		to = Min(page_off + WAL_PAGE, end);
-
-		if (from == page_off && to == page_off + WAL_PAGE)
-		{
-			/* A whole page: encrypt into the current run of the scratch. */
-			if (run_pages == SCRATCH_PAGES)
-			{
-				if (cmk_pwrite_all(fd, scratch, (size_t) run_pages * WAL_PAGE, run_start) < 0)
-					return -1;
-				run_pages = 0;
-			}
-			if (run_pages == 0)
-				run_start = page_off;
-			cmk_wal_page_encrypt_copy(buf + (page_off - offset), scratch + (size_t) run_pages * WAL_PAGE);
-			run_pages++;
-			continue;
-		}
-
-		/* Part of a page: flush the run, then merge with the page on disk. */
-		if (run_pages > 0)
-		{
-			if (cmk_pwrite_all(fd, scratch, (size_t) run_pages * WAL_PAGE, run_start) < 0)
-				return -1;
-			run_pages = 0;
-		}
-		if (!read_whole_page(fd, page_off))
-			return -1;
-		/* What is on disk counts only if it belongs here: else zeros. */
-		if (cmk_wal_page_generation((const uint8 *) page_buf) != 0 || cmk_wal_page_is_plaintext_wal((const uint8 *) page_buf))
-		{
-			if (!page_belongs(fd, page_buf, page_off))
-				memset(page_buf, 0, WAL_PAGE);
-			else if (decrypt_page(fd, page_buf, page_off) != 0)
-				return -1;
-		}
-		memcpy(page_buf + (from - page_off), buf + (from - offset), to - from);
-		if (cmk_wal_page_encrypt_copy(page_buf, scratch))
-		{
-			if (cmk_pwrite_all(fd, scratch, WAL_PAGE, page_off) < 0)
-				return -1;
-		}
-		else if (cmk_pwrite_all(fd, buf + (from - offset), to - from, from) < 0)
-			return -1;			/* not a WAL page (zero fill): as asked */
-	}
-	if (run_pages > 0 && cmk_pwrite_all(fd, scratch, (size_t) run_pages * WAL_PAGE, run_start) < 0)
-		return -1;
-	return (ssize_t) count;
-}
-
-/*
- * Pages of generation in this server's pg_wal that belong where they are
- * (a recycled segment keeps stale pages of its earlier life, which nothing
- * reads): what crash recovery, standbys, slots and wal_keep_size may need.
- * Reads the files as stored.
- */
-void
-cmk_count_live_wal_pages(uint32 generation, int64 *pages, int64 *segments)
-{
-	char		dir[MAXPGPATH];
-	DIR		   *d;
-	struct dirent *de;
-	PGAlignedXLogBlock page;
-
-	*pages = *segments = 0;
-	snprintf(dir, sizeof(dir), "%s/pg_wal", DataDir);
-	d = AllocateDir(dir);
-	while ((de = ReadDir(d, dir)) != NULL)
-	{
-		char		path[MAXPGPATH];
-		int			fd;
-		bool		hit = false;
-		TimeLineID	tli;
-		XLogSegNo	segno;
-		XLogRecPtr	start;
-		off_t		off = 0;
-
-		if (strlen(de->d_name) != 24 || strspn(de->d_name, "0123456789ABCDEF") != 24)
-			continue;
-		XLogFromFileName(de->d_name, &tli, &segno, wal_segment_size);
-		XLogSegNoOffsetToRecPtr(segno, 0, wal_segment_size, start);
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
-		if (fd < 0)
-			continue;
-		while (cmk_pread_full(fd, page.data, XLOG_BLCKSZ, off) == XLOG_BLCKSZ)
-		{
-			if (cmk_wal_page_generation((const uint8 *) page.data) == generation &&
-				((XLogPageHeader) page.data)->xlp_pageaddr == start + off)
-			{
-				(*pages)++;
-				hit = true;
-			}
-			off += XLOG_BLCKSZ;
-		}
-		CloseTransientFile(fd);
-		if (hit)
-			(*segments)++;
-	}
-	FreeDir(d);
+	return cmk_unit_write(&wal_units, fd, buf, count, offset);
 }

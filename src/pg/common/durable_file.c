@@ -13,7 +13,7 @@
 #include "miscadmin.h"
 #include "storage/fd.h"
 
-#include "pg/cmk.h"
+#include "pg/common/common.h"
 
 /*
  * Writes path (created or truncated) with data and fsyncs it. Reports
@@ -75,15 +75,15 @@ cmk_write_file_synced(const char *path, const void *data, size_t len, int elevel
 }
 
 /*
- * Replaces path with data durably (path.tmp, fsync, durable_rename).
+ * Replaces path with data durably (path<tmp_suffix>, fsync, durable_rename).
  * Returns false after reporting at elevel (< ERROR); the old file is intact.
  */
 bool
-cmk_replace_file(const char *path, const void *data, size_t len, int elevel)
+cmk_replace_file_via(const char *path, const char *tmp_suffix, const void *data, size_t len, int elevel)
 {
 	char		tmp[MAXPGPATH];
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	snprintf(tmp, sizeof(tmp), "%s%s", path, tmp_suffix);
 	if (!cmk_write_file_synced(tmp, data, len, elevel))
 		return false;
 	if (durable_rename(tmp, path, elevel) != 0)
@@ -92,4 +92,11 @@ cmk_replace_file(const char *path, const void *data, size_t len, int elevel)
 		return false;
 	}
 	return true;
+}
+
+/* cmk_replace_file_via with path.tmp. */
+bool
+cmk_replace_file(const char *path, const void *data, size_t len, int elevel)
+{
+	return cmk_replace_file_via(path, ".tmp", data, len, elevel);
 }

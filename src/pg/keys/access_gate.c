@@ -31,8 +31,7 @@
 #include "libpq/auth.h"
 #include "miscadmin.h"
 
-#include "pg/cmk.h"
-#include "pg/lifecycle.h"
+#include "pg/keys/keys.h"
 
 volatile int *cmk_access_flag = NULL;	/* set with the shared status */
 

@@ -19,7 +19,7 @@
 
 #include <unistd.h>
 
-#include "pg/cmk.h"
+#include "pg/keys/keys.h"
 
 extern char **environ;
 

@@ -27,8 +27,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
-#include "pg/cmk.h"
-#include "pg/lifecycle.h"
+#include "pg/keys/keys.h"
 
 #define EVENTS_FILE "pg_cmk/events"
 #define EVENTS_KEEP 1000
@@ -79,11 +78,9 @@ bounded(const char *s, int max)
 static bool
 trim_events(const char *path, int fd, off_t size)
 {
-	char		tmp[MAXPGPATH];
 	char	   *buf;
 	char	   *start;
 	int			lines = 0;
-	int			out;
 	bool		ok;
 
 	buf = palloc_extended(size, MCXT_ALLOC_NO_OOM);
@@ -107,21 +104,10 @@ trim_events(const char *path, int fd, off_t size)
 		pfree(buf);
 		return false;			/* nothing old enough to drop */
 	}
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY, 0600);
-	if (out < 0)
-	{
-		pfree(buf);
-		return false;
-	}
-	ok = write(out, start, buf + size - start) == buf + size - start && pg_fsync(out) == 0;
-	close(out);
+	ok = cmk_replace_file(path, start, buf + size - start, LOG);
 	pfree(buf);
-	if (!ok || durable_rename(tmp, path, LOG) != 0)
-	{
-		unlink(tmp);
+	if (!ok)
 		return false;
-	}
 	return true;
 }
 

@@ -15,9 +15,7 @@
 #include "miscadmin.h"
 #include "storage/ipc.h"
 
-#include "pg/cmk.h"
-#include "pg/file_io.h"
-#include "pg/lifecycle.h"
+#include "pg/keys/keys.h"
 
 cmk_key_state *cmk_keys = NULL;
 static size_t cmk_keys_size = 0;
@@ -31,33 +29,21 @@ wipe_keys(int code, Datum arg)
 		cmk_core_wipe(cmk_keys, cmk_keys_size);
 }
 
-static void
-report_core_error(int elevel, const char *what, const cmk_error *err)
-{
-	ereport(elevel,
-			(errcode(err->kind == CMK_ERR_CONFIG ? ERRCODE_INVALID_PARAMETER_VALUE :
-					 err->kind == CMK_ERR_KEYRING_CORRUPT ? ERRCODE_DATA_CORRUPTED :
-					 ERRCODE_CONFIG_FILE_ERROR),
-			 errmsg("cmk: %s: %s", what, err->message),
-			 err->detail[0] ? errdetail("%s", err->detail) : 0,
-			 err->hint[0] ? errhint("%s", err->hint) : 0));
-}
-
+/*
+ * Maps the key segment: locked in memory, excluded from core dumps, wiped
+ * at exit, shared with every child; then moves the Azure credentials out of
+ * the environment into it (credentials.c). Sub-keys and cipher contexts go
+ * to the core's locked, no-dump arena.
+ */
 void
-cmk_key_memory_init(void)
+cmk_key_memory_map(void)
 {
-	cmk_provider_settings settings;
-	cmk_messages messages;
 	cmk_error	err;
-	int			rc;
 	long		pagesize = sysconf(_SC_PAGESIZE);
-	cmk_xts    *data_cipher;
 	void	   *seg;
-	char	   *line;
 
-	/* Sub-keys and cipher contexts: locked, no-dump, inherited by children. */
 	if (cmk_core_secure_memory_init(&err) != 0)
-		report_core_error(FATAL, "cannot protect key material", &err);
+		cmk_report_core_error(FATAL, ERRCODE_CONFIG_FILE_ERROR, "cannot protect key material", &err);
 
 	/* The key state, then the Azure credentials (credentials.c). */
 	cmk_keys_size = TYPEALIGN(pagesize, MAXALIGN(sizeof(cmk_key_state)) + CMK_CREDENTIALS_BYTES);
@@ -74,6 +60,21 @@ cmk_key_memory_init(void)
 	cmk_keys = (cmk_key_state *) seg;
 	on_proc_exit(wipe_keys, 0);
 	cmk_credentials_capture((char *) seg + MAXALIGN(sizeof(cmk_key_state)), CMK_CREDENTIALS_BYTES);
+}
+
+/*
+ * Opens the keyring (creates it on first start, asking data_exists first
+ * whether encrypted pages would be orphaned) and unwraps every generation
+ * into the segment; logs the core's messages and the event.
+ */
+void
+cmk_keys_open(cmk_encrypted_data_probe data_exists, void *arg)
+{
+	cmk_provider_settings settings;
+	cmk_messages messages;
+	cmk_error	err;
+	char		kek[CMK_KEK_ID_MAX];
+	int			rc;
 
 	if (cmk_key_url == NULL || cmk_key_url[0] == '\0')
 		ereport(FATAL,
@@ -84,36 +85,27 @@ cmk_key_memory_init(void)
 
 	cmk_provider_settings_from_gucs(&settings);
 	cmk_keys->wal_segment_bytes = (uint64) wal_segment_size;
-	rc = cmk_core_open_keys(DataDir, cmk_key_url, &settings, cmk_encrypted_data_exists, DataDir,
+	rc = cmk_core_open_keys(DataDir, cmk_key_url, &settings, data_exists, arg,
 							cmk_keys, &messages, &err);
-	for (line = strtok(messages.log, "\n"); line; line = strtok(NULL, "\n"))
-		ereport(LOG, (errmsg("cmk: %s", strncmp(line, "cmk: ", 5) == 0 ? line + 5 : line)));
+	cmk_log_core_lines(LOG, messages.log);
 	if (rc != 0)
-		report_core_error(FATAL, "cannot open the keyring", &err);
-	for (line = strtok(messages.warnings, "\n"); line; line = strtok(NULL, "\n"))
-		ereport(WARNING, (errmsg("cmk: %s", line)));
-	{
-		char		kek[CMK_KEK_ID_MAX];
+		cmk_report_core_error(FATAL, err.kind == CMK_ERR_CONFIG ? ERRCODE_INVALID_PARAMETER_VALUE :
+							  err.kind == CMK_ERR_KEYRING_CORRUPT ? ERRCODE_DATA_CORRUPTED :
+							  ERRCODE_CONFIG_FILE_ERROR,
+							  "cannot open the keyring", &err);
+	cmk_log_core_lines(WARNING, messages.warnings);
+	cmk_kek_id(kek, sizeof(kek));
+	cmk_event(cmk_keys->keyring_created ? "keyring_created" : "keyring_opened", kek, "ok",
+			  psprintf("key generation %u unwrapped at start-up (KEK version %s)",
+					   cmk_keys->current_generation, cmk_keys->kek_version));
+}
 
-		cmk_kek_id(kek, sizeof(kek));
-		cmk_event(cmk_keys->keyring_created ? "keyring_created" : "keyring_opened", kek, "ok",
-				  psprintf("key generation %u unwrapped at start-up (KEK version %s)",
-						   cmk_keys->current_generation, cmk_keys->kek_version));
-	}
+/* Sets up the current generation's ciphers in the postmaster, to be inherited. */
+void
+cmk_ciphers_prepare(void)
+{
+	cmk_xts    *data_cipher;
 
-	/* A keyring change staged by a run that stopped before its WAL record
-	 * was written, or before it was installed: WAL replay redoes the latter. */
-	{
-		char		next[MAXPGPATH];
-
-		snprintf(next, sizeof(next), "%s/pg_cmk/keyring.next", DataDir);
-		if (unlink(next) != 0 && errno != ENOENT)
-			ereport(FATAL, (errcode_for_file_access(), errmsg("cmk: could not remove \"%s\": %m", next)));
-	}
-
-	cmk_temp_rekey_at_start();
-
-	/* Set up the current generation's ciphers here, to be inherited. */
 	data_cipher = cmk_cipher_for(cmk_keys->current_generation, CMK_PURPOSE_DATA_PAGES);
 	(void) cmk_cipher_for(cmk_keys->current_generation, CMK_PURPOSE_WAL);
 	(void) cmk_temp_cipher_for(cmk_keys->temp_generation);
@@ -123,6 +115,15 @@ cmk_key_memory_init(void)
 				(errmsg("cmk: the AES key schedules of %s are in ordinary memory", cmk_xts_backend(data_cipher)),
 				 errdetail("Neither libgcrypt nor OpenSSL's provider functions could be used; a core dump or swap can hold them."),
 				 errhint("Run the server without core dumps and without swap, or with encrypted swap.")));
+}
+
+void
+cmk_kek_id(char *buf, size_t len)
+{
+	if (strncmp(cmk_keys->kek_base, "file:", 5) == 0)
+		snprintf(buf, len, "%s", cmk_keys->kek_base);
+	else
+		snprintf(buf, len, "%s/%s", cmk_keys->kek_base, cmk_keys->kek_version);
 }
 
 uint32

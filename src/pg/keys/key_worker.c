@@ -28,13 +28,52 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "utils/backend_status.h"
+#include <limits.h>
+
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
-#include "pg/cmk.h"
-#include "pg/lifecycle.h"
+#include "pg/keys/keys.h"
 
 PGDLLEXPORT void cmk_key_worker_main(Datum arg);
+
+int			cmk_key_check_interval_s = 300;
+int			cmk_key_outage_tolerance_s = 3600;
+int			cmk_on_key_unavailable = CMK_ON_UNAVAILABLE_INACCESSIBLE;
+bool		cmk_follow_latest_version = false;
+int			cmk_key_expiry_warning_s = 30 * 86400;
+
+static const struct config_enum_entry on_key_unavailable_options[] = {
+	{"inaccessible", CMK_ON_UNAVAILABLE_INACCESSIBLE, false},
+	{"shutdown", CMK_ON_UNAVAILABLE_SHUTDOWN, false},
+	{NULL, 0, false}
+};
+
+void
+cmk_key_worker_define_settings(void)
+{
+	DefineCustomIntVariable("cmk.key_check_interval",
+							"How often the key worker checks that the key encryption key still works.",
+							"Each check reads the key's properties and unwraps the current data encryption key.",
+							&cmk_key_check_interval_s, 300, 1, 86400, PGC_SIGHUP,
+							GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("cmk.key_outage_tolerance",
+							"How long Key Vault may stay unreachable (timeouts, 429, 5xx) before the server becomes inaccessible.",
+							NULL, &cmk_key_outage_tolerance_s, 3600, 0, 30 * 86400, PGC_SIGHUP,
+							GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomEnumVariable("cmk.on_key_unavailable",
+							 "What happens when the key encryption key is definitely unavailable: inaccessible or shutdown.",
+							 "inaccessible refuses connections and ends sessions until the key works again; shutdown stops the server.",
+							 &cmk_on_key_unavailable, CMK_ON_UNAVAILABLE_INACCESSIBLE, on_key_unavailable_options,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("cmk.key_expiry_warning",
+							"The key worker warns (log and cmk_events) when the key expires sooner than this (0 = never).",
+							NULL, &cmk_key_expiry_warning_s, 30 * 86400, 0, INT_MAX, PGC_SIGHUP,
+							GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomBoolVariable("cmk.follow_latest_version",
+							 "Adopt a newer enabled version of the key by itself (when cmk.key_url names no version).",
+							 NULL, &cmk_follow_latest_version, false, PGC_SIGHUP, 0, NULL, NULL, NULL);
+}
 
 void
 cmk_key_worker_register(void)
@@ -185,7 +224,6 @@ check_once(void)
 	cmk_error	err;
 	char		kek[CMK_KEK_ID_MAX];
 	bool		want_newest;
-	char	   *line;
 
 	want_newest = cmk_follow_latest_version && strncmp(cmk_key_url, "https://", 8) == 0 &&
 		!key_url_names_version(cmk_key_url) && !RecoveryInProgress();
@@ -216,8 +254,7 @@ check_once(void)
 		return;
 	}
 
-	for (line = strtok(messages.log, "\n"); line; line = strtok(NULL, "\n"))
-		ereport(LOG, (errmsg("cmk: %s", strncmp(line, "cmk: ", 5) == 0 ? line + 5 : line)));
+	cmk_log_core_lines(LOG, messages.log);
 	if (err.kind == CMK_ERR_TRANSIENT || err.kind == CMK_ERR_PROTOCOL)
 	{
 		TimestampTz since;

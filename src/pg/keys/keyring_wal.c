@@ -42,32 +42,10 @@
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 
-#include "pg/cmk.h"
-#include "pg/file_io.h"
-#include "pg/lifecycle.h"
+#include "pg/keys/keys.h"
 
 #define XLOG_CMK_KEYRING 0x00
 #define REDO_RETRY_MS 1000
-
-void
-cmk_kek_id(char *buf, size_t len)
-{
-	if (strncmp(cmk_keys->kek_base, "file:", 5) == 0)
-		snprintf(buf, len, "%s", cmk_keys->kek_base);
-	else
-		snprintf(buf, len, "%s/%s", cmk_keys->kek_base, cmk_keys->kek_version);
-}
-
-static void
-log_messages(const cmk_messages *m)
-{
-	char		copy[sizeof(m->log)];
-	char	   *line;
-
-	strlcpy(copy, m->log, sizeof(copy));
-	for (line = strtok(copy, "\n"); line; line = strtok(NULL, "\n"))
-		ereport(LOG, (errmsg("cmk: %s", strncmp(line, "cmk: ", 5) == 0 ? line + 5 : line)));
-}
 
 static void
 keyring_paths(char *keyring, char *next)
@@ -76,13 +54,20 @@ keyring_paths(char *keyring, char *next)
 	snprintf(next, MAXPGPATH, "%s/pg_cmk/keyring.next", DataDir);
 }
 
-static void
-report_core(int elevel, const char *what, const cmk_error *err)
+/*
+ * At start-up: a keyring change staged by a run that stopped before its WAL
+ * record was written, or before it was installed (WAL replay redoes the
+ * latter), is dropped.
+ */
+void
+cmk_keyring_discard_staged(void)
 {
-	ereport(elevel,
-			(errmsg("cmk: %s: %s", what, err->message),
-			 err->detail[0] ? errdetail("%s", err->detail) : 0,
-			 err->hint[0] ? errhint("%s", err->hint) : 0));
+	char		keyring[MAXPGPATH];
+	char		next[MAXPGPATH];
+
+	keyring_paths(keyring, next);
+	if (unlink(next) != 0 && errno != ENOENT)
+		ereport(FATAL, (errcode_for_file_access(), errmsg("cmk: could not remove \"%s\": %m", next)));
 }
 
 /*
@@ -107,7 +92,7 @@ change_on_primary(const uint8 *bytes, size_t len, const cmk_key_slot *added)
 	/* 1. The new file in full, staged: what can fail fails here. */
 	if (cmk_core_finish_keyring_change(bytes, len, cmk_keys, added, added ? 1 : 0, 0, 0,
 									   &file, &file_len, &err) != 0)
-		report_core(ERROR, "the new keyring does not match the keys in memory", &err);
+		cmk_report_core_error(ERROR, 0, "the new keyring does not match the keys in memory", &err);
 	if (!cmk_write_file_synced(next, file, file_len, WARNING))
 	{
 		cmk_core_free(file);
@@ -133,14 +118,14 @@ change_on_primary(const uint8 *bytes, size_t len, const cmk_key_slot *added)
 	 */
 	if (cmk_core_finish_keyring_change(bytes, len, cmk_keys, added, added ? 1 : 0, tli, lsn,
 									   &file, &file_len, &err) != 0)
-		report_core(PANIC, "could not install the new keyring", &err);
+		cmk_report_core_error(PANIC, 0, "could not install the new keyring", &err);
 	fd = OpenTransientFile(next, O_WRONLY | PG_BINARY);
 	if (fd < 0 || pg_pwrite(fd, file, file_len, 0) != (ssize_t) file_len || pg_fsync(fd) != 0 ||
 		CloseTransientFile(fd) != 0)
 		ereport(PANIC, (errcode_for_file_access(), errmsg("cmk: could not write \"%s\": %m", next)));
 	durable_rename(next, keyring, PANIC);
 	if (cmk_core_apply_keyring(file, file_len, cmk_keys, added, added ? 1 : 0, NULL, 0, &err) != 0)
-		report_core(PANIC, "could not switch to the new keyring", &err);
+		cmk_report_core_error(PANIC, 0, "could not switch to the new keyring", &err);
 	cmk_core_free(file);
 }
 
@@ -172,7 +157,7 @@ cmk_add_generation(void)
 	if (cmk_core_add_generation(DataDir, cmk_keys, &settings, &bytes, &len, &cmk_keys->staged,
 								&messages, &err) != 0)
 	{
-		log_messages(&messages);
+		cmk_log_core_lines(LOG, messages.log);
 		cmk_core_wipe(&cmk_keys->staged, sizeof(cmk_keys->staged));
 		LWLockRelease(cmk_rotation_lock());
 		cmk_event("dek_rotation", NULL, "failed", err.message);
@@ -181,7 +166,7 @@ cmk_add_generation(void)
 				 errdetail("The keyring was not changed."),
 				 err.hint[0] ? errhint("%s", err.hint) : 0));
 	}
-	log_messages(&messages);
+	cmk_log_core_lines(LOG, messages.log);
 	PG_TRY();
 	{
 		change_on_primary(bytes, len, &cmk_keys->staged);
@@ -212,7 +197,7 @@ cmk_remove_generation(uint32 generation)
 	if (cmk_core_remove_generation(DataDir, cmk_keys, generation, &bytes, &len, &err) != 0)
 	{
 		LWLockRelease(cmk_rotation_lock());
-		ereport(ERROR, (errmsg("cmk: %s", err.message)));
+		cmk_report_core_error(ERROR, 0, NULL, &err);
 	}
 	PG_TRY();
 	{
@@ -249,7 +234,7 @@ cmk_replace_keyring(const char *new_key_url)
 	cmk_kek_id(old_id, sizeof(old_id));
 	cmk_provider_settings_from_gucs(&settings);
 	rc = cmk_core_rewrap_keyring(DataDir, cmk_keys, new_key_url, &settings, &bytes, &len, &messages, &err);
-	log_messages(&messages);
+	cmk_log_core_lines(LOG, messages.log);
 	if (rc != 0)
 	{
 		LWLockRelease(cmk_rotation_lock());
@@ -431,7 +416,7 @@ cmk_rmgr_redo(XLogReaderState *record)
 				wait_before_retry();
 				continue;
 			}
-			log_messages(&messages);
+			cmk_log_core_lines(LOG, messages.log);
 		}
 		if (cmk_core_finish_keyring_change(bytes, len, cmk_keys, added, n_unknown, tli, lsn,
 										   &file, &file_len, &err) != 0)
@@ -455,7 +440,7 @@ cmk_rmgr_redo(XLogReaderState *record)
 			continue;
 		}
 		if (cmk_core_apply_keyring(file, file_len, cmk_keys, added, n_unknown, keep, n_keep, &err) != 0)
-			report_core(PANIC, "could not switch to the replayed keyring", &err);
+			cmk_report_core_error(PANIC, 0, "could not switch to the replayed keyring", &err);
 		cmk_core_free(file);
 		break;
 	}

@@ -10,27 +10,27 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 
-#include "pg/cmk.h"
-#include "pg/lifecycle.h"
+#include "pg/keys/keys.h"
 
 cmk_shared_status *cmk_status_shared = NULL;
 
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-
+/* In the postmaster's shmem_request_hook. */
 void
-cmk_shmem_request(void)
+cmk_shared_status_request(void)
 {
 	RequestAddinShmemSpace(MAXALIGN(sizeof(cmk_shared_status)));
 	RequestNamedLWLockTranche("cmk", 1);
 }
 
-static void
-startup(void)
+/*
+ * In shmem_startup_hook (the postmaster, and each child under EXEC_BACKEND):
+ * creates or finds the status, and points the access gate at it.
+ */
+void
+cmk_shared_status_attach(void)
 {
 	bool		found;
 
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	cmk_status_shared = ShmemInitStruct("cmk status", sizeof(cmk_shared_status), &found);
 	if (!found)
@@ -41,13 +41,6 @@ startup(void)
 	}
 	LWLockRelease(AddinShmemInitLock);
 	cmk_access_flag = &cmk_status_shared->access_state;
-}
-
-void
-cmk_shmem_startup(void)
-{
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = startup;
 }
 
 LWLock *

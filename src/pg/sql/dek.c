@@ -32,9 +32,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
-#include "pg/cmk.h"
-#include "pg/file_io.h"
-#include "pg/lifecycle.h"
+#include "pg/sql/sql.h"
 
 PG_FUNCTION_INFO_V1(cmk_rotate_dek);
 PG_FUNCTION_INFO_V1(cmk_retire_generation);
@@ -71,9 +69,7 @@ count_relation_pages(const char *path, void *arg)
 		return false;
 	while (read(fd, block.data, BLCKSZ) == BLCKSZ)
 	{
-		PageHeader	ph = (PageHeader) block.data;
-
-		if (((ph->pd_flags & CMK_PD_GENERATION_MASK) >> CMK_PD_GENERATION_SHIFT) == c->generation)
+		if (cmk_page_generation(block.data) == c->generation)
 		{
 			c->pages++;
 			hit = true;

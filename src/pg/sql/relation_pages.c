@@ -17,7 +17,7 @@
 #include "utils/builtins.h"
 #include "utils/rel.h"
 
-#include "pg/cmk.h"
+#include "pg/sql/sql.h"
 
 PG_FUNCTION_INFO_V1(cmk_relation_pages);
 

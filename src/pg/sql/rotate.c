@@ -23,8 +23,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
-#include "pg/cmk.h"
-#include "pg/lifecycle.h"
+#include "pg/sql/sql.h"
 
 PG_FUNCTION_INFO_V1(cmk_rotate_key);
 
@@ -55,11 +54,7 @@ cmk_rotate_key(PG_FUNCTION_ARGS)
 				 errmsg("cmk: the key URL is longer than %d bytes", CMK_KEY_URL_MAX)));
 	url = text_to_cstring(arg);
 	if (cmk_core_check_key_url(url, &err) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("cmk: %s", err.message),
-				 err.detail[0] ? errdetail("%s", err.detail) : 0,
-				 err.hint[0] ? errhint("%s", err.hint) : 0));
+		cmk_report_core_error(ERROR, ERRCODE_INVALID_PARAMETER_VALUE, NULL, &err);
 	cmk_require_key_url_allowed(url, "kek_rotation");
 
 	cmk_replace_keyring(url);

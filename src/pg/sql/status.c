@@ -9,8 +9,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
-#include "pg/cmk.h"
-#include "pg/lifecycle.h"
+#include "pg/sql/sql.h"
 
 PG_FUNCTION_INFO_V1(cmk_status);
 

@@ -19,7 +19,7 @@
 #include "executor/executor.h"
 #include "tcop/utility.h"
 
-#include "pg/lifecycle.h"
+#include "pg/sql/sql.h"
 
 static ProcessUtility_hook_type prev_process_utility = NULL;
 static ExecutorRun_hook_type prev_executor_run = NULL;

@@ -18,7 +18,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 
-#include "pg/cmk.h"
+#include "pg/sql/sql.h"
 
 PG_FUNCTION_INFO_V1(cmk_verify);
 
@@ -49,11 +49,7 @@ cmk_verify(PG_FUNCTION_ARGS)
 	if (result == NULL)
 	{
 		CHECK_FOR_INTERRUPTS();
-		ereport(ERROR,
-				(errcode(err.kind == CMK_ERR_IO ? ERRCODE_IO_ERROR : ERRCODE_INTERNAL_ERROR),
-				 errmsg("cmk: %s", err.message),
-				 err.detail[0] ? errdetail("%s", err.detail) : 0,
-				 err.hint[0] ? errhint("%s", err.hint) : 0));
+		cmk_report_core_error(ERROR, err.kind == CMK_ERR_IO ? ERRCODE_IO_ERROR : ERRCODE_INTERNAL_ERROR, NULL, &err);
 	}
 
 	PG_TRY();

@@ -15,7 +15,7 @@
 
 #include "catalog/catalog.h"
 
-#include "pg/cmk.h"
+#include "pg/sweep/sweep.h"
 
 static bool
 is_relation_file_name(const char *name)

@@ -45,14 +45,14 @@
 #include "storage/smgr.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "pg/cmk.h"
-#include "pg/lifecycle.h"
+#include "pg/sweep/sweep.h"
 
 PGDLLEXPORT void cmk_sweep_launcher_main(Datum arg);
 PGDLLEXPORT void cmk_sweep_database_main(Datum arg);
@@ -217,7 +217,7 @@ sweep_relation(Oid relid, bool rewrite, int64 *stale_out)
 			 * more as a full image, which they write again.
 			 */
 			if (kind == CMK_PAGE_ENCRYPTED &&
-				((((PageHeader) raw.data)->pd_flags & CMK_PD_GENERATION_MASK) >> CMK_PD_GENERATION_SHIFT) == current &&
+				cmk_page_generation(raw.data) == current &&
 				!((logged || fork == INIT_FORKNUM) && PageGetLSN(raw.data) < rotated))
 				continue;
 			stale++;
@@ -464,6 +464,18 @@ cmk_sweep_launcher_main(Datum arg)
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
+}
+
+void
+cmk_sweep_define_settings(void)
+{
+	DefineCustomIntVariable("cmk.sweep_cost_limit",
+							"Work the sweep does (a page read costs 1, a rewrite 20) before it sleeps cmk.sweep_cost_delay.",
+							NULL, &cmk_sweep_cost_limit, 2000, 1, 1000000, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("cmk.sweep_cost_delay",
+							"How long the sweep sleeps each time it reaches cmk.sweep_cost_limit (0 = no throttling).",
+							NULL, &cmk_sweep_cost_delay_ms, 10, 0, 1000, PGC_SIGHUP,
+							GUC_UNIT_MS, NULL, NULL, NULL);
 }
 
 void

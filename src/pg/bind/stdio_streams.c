@@ -13,7 +13,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "pg/file_io.h"
+#include "pg/bind/bind.h"
 
 #define MAX_STREAMS 16
 
@@ -36,7 +36,7 @@ stream_read(void *cookie, char *buf, size_t size)
 
 	if (r > 0)
 	{
-		if (cmk_file_after_read(s->class, s->fd, buf, (size_t) r, s->pos) != 0)
+		if (cmk_file_ops->after_read(s->class, s->fd, buf, (size_t) r, s->pos) != 0)
 			return -1;
 		s->pos += r;
 	}
@@ -51,7 +51,7 @@ stream_write(void *cookie, const char *buf, size_t size)
 
 	if (s->append)
 		s->pos = lseek(s->fd, 0, SEEK_END);
-	r = cmk_file_write(s->class, s->fd, buf, size, s->pos);
+	r = cmk_file_ops->write(s->class, s->fd, buf, size, s->pos);
 	if (r <= 0)
 		return 0;				/* stdio's convention for an error */
 	s->pos += r;
@@ -88,7 +88,7 @@ stream_close(void *cookie)
 FILE *
 cmk_fopen(const char *path, const char *mode)
 {
-	cmk_file_class class = cmk_classify_path(path);
+	cmk_file_class class = cmk_file_ops->classify(path);
 	cookie_io_functions_t io = {stream_read, stream_write, stream_seek, stream_close};
 	bool		plus = strchr(mode, '+') != NULL;
 	int			flags;

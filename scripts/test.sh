@@ -33,6 +33,8 @@ if ! grep -Eq '^enable_tap_tests[[:space:]]*=[[:space:]]*yes' "$(dirname "$("$PG
 fi
 echo "building cmk (a few minutes on 2 cores the first time)..."
 make -j"$(nproc)"
+# The glue's layers call one way (DESIGN.md "Layers"): includes and symbols.
+bash scripts/check_layers.sh
 make install >/dev/null
 make -j"$(nproc)" build/unit_tests
 # Free ports are reserved in one directory for every concurrent test run.

@@ -1,8 +1,11 @@
 /*
- * Before a keyring is created, make sure the data directory holds no page
- * that a lost keyring once encrypted: creating a new keyring over such pages
- * would hide the real problem. Reads the first block of every relation file
- * (global/, base/<db>/, pg_tblspc/<ts>/<version dir>/<db>/).
+ * The relation files of the data directory, walked (cmk_walk_relation_files:
+ * sql/dek.c counts a generation's pages with it); and, before a keyring is
+ * created, the check that the data directory holds no page that a lost
+ * keyring once encrypted: creating a new keyring over such pages would hide
+ * the real problem (cmk_encrypted_data_exists, given to keys/ by cmk.c):
+ * reads the first block of every relation file (global/, base/<db>/,
+ * pg_tblspc/<ts>/<version dir>/<db>/).
  *
  * Runs inside the C++ core's call (as its callback), so it must not ereport:
  * plain libc only, unreadable entries are skipped.

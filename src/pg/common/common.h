@@ -4,11 +4,13 @@
  * interface (core/capi.h) comes with it: every layer may call the core.
  *   core_errors.c    a core error or message list turned into ereport
  *   durable_file.c   files replaced whole (temp, fsync, durable_rename)
+ *   workers.c        cmk's background workers described
  */
 #ifndef CMK_PG_COMMON_H
 #define CMK_PG_COMMON_H
 
 #include "core/capi.h"
+#include "postmaster/bgworker.h"
 
 /* Whether len bytes at p are all zero: memcmp against itself shifted by one
  * byte, glibc's vectorized memcmp rather than a byte loop. */
@@ -40,5 +42,12 @@ extern bool cmk_guc_check_refuse(const cmk_error *err);
 extern bool cmk_write_file_synced(const char *path, const void *data, size_t len, int elevel);
 extern bool cmk_replace_file(const char *path, const void *data, size_t len, int elevel);
 extern bool cmk_replace_file_via(const char *path, const char *tmp_suffix, const void *data, size_t len, int elevel);
+
+/* workers.c: a worker of this library running function (its type is type,
+ * its name type unless name is given), attached to shared memory, with a
+ * database connection when connect. */
+extern void cmk_worker_describe(BackgroundWorker *worker, const char *type, const char *name,
+								const char *function, bool connect,
+								BgWorkerStartTime start, int restart_s);
 
 #endif							/* CMK_PG_COMMON_H */

@@ -78,15 +78,10 @@ cmk_key_worker_define_settings(void)
 void
 cmk_key_worker_register(void)
 {
-	BackgroundWorker worker = {0};
+	BackgroundWorker worker;
 
-	snprintf(worker.bgw_name, BGW_MAXLEN, "cmk key worker");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "cmk key worker");
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "cmk");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "cmk_key_worker_main");
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
-	worker.bgw_start_time = BgWorkerStart_PostmasterStart;
-	worker.bgw_restart_time = 5;
+	cmk_worker_describe(&worker, "cmk key worker", NULL, "cmk_key_worker_main", false,
+						BgWorkerStart_PostmasterStart, 5);
 	RegisterBackgroundWorker(&worker);
 }
 

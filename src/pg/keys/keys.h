@@ -96,6 +96,7 @@ extern cmk_shared_status *cmk_status_shared;
 /* shared_status.c */
 extern void cmk_shared_status_request(void);
 extern void cmk_shared_status_attach(void);
+extern void cmk_shared_status_read(cmk_shared_status *out);
 extern struct LWLock *cmk_rotation_lock(void);
 
 /* events.c: pg_cmk/events, one line per key event; also logged */

@@ -48,3 +48,12 @@ cmk_rotation_lock(void)
 {
 	return &GetNamedLWLockTranche("cmk")[0].lock;
 }
+
+/* A consistent copy of the status, taken under its spinlock. */
+void
+cmk_shared_status_read(cmk_shared_status *out)
+{
+	SpinLockAcquire(&cmk_status_shared->mutex);
+	memcpy(out, cmk_status_shared, sizeof(*out));
+	SpinLockRelease(&cmk_status_shared->mutex);
+}

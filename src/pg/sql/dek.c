@@ -235,9 +235,7 @@ cmk_sweep_progress(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	tupdesc = BlessTupleDesc(tupdesc);
-	SpinLockAcquire(&cmk_status_shared->mutex);
-	memcpy(&st, cmk_status_shared, sizeof(st));
-	SpinLockRelease(&cmk_status_shared->mutex);
+	cmk_shared_status_read(&st);
 
 	snprintf(path, sizeof(path), "%s/pg_cmk/sweep", DataDir);
 	fd = open(path, O_RDONLY);

@@ -26,9 +26,7 @@ cmk_status(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 	tupdesc = BlessTupleDesc(tupdesc);
 
-	SpinLockAcquire(&cmk_status_shared->mutex);
-	memcpy(&st, cmk_status_shared, sizeof(st));
-	SpinLockRelease(&cmk_status_shared->mutex);
+	cmk_shared_status_read(&st);
 	cmk_kek_id(kek, sizeof(kek));
 
 	values[0] = CStringGetTextDatum(cmk_keys->provider);

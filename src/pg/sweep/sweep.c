@@ -336,17 +336,14 @@ database_oids(void)
 static bool
 run_database(Oid dboid, bool rewrite, bool shared)
 {
-	BackgroundWorker w = {0};
+	BackgroundWorker w;
 	BackgroundWorkerHandle *handle;
 	pid_t		pid;
+	char		name[BGW_MAXLEN];
 
-	snprintf(w.bgw_name, BGW_MAXLEN, "cmk sweep of database %u", dboid);
-	snprintf(w.bgw_type, BGW_MAXLEN, "cmk sweep");
-	snprintf(w.bgw_library_name, BGW_MAXLEN, "cmk");
-	snprintf(w.bgw_function_name, BGW_MAXLEN, "cmk_sweep_database_main");
-	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	w.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(name, sizeof(name), "cmk sweep of database %u", dboid);
+	cmk_worker_describe(&w, "cmk sweep", name, "cmk_sweep_database_main", true,
+						BgWorkerStart_RecoveryFinished, BGW_NEVER_RESTART);
 	w.bgw_main_arg = ObjectIdGetDatum(dboid);
 	w.bgw_notify_pid = MyProcPid;
 	w.bgw_extra[0] = rewrite ? 'w' : 'r';
@@ -481,14 +478,9 @@ cmk_sweep_define_settings(void)
 void
 cmk_sweep_register(void)
 {
-	BackgroundWorker w = {0};
+	BackgroundWorker w;
 
-	snprintf(w.bgw_name, BGW_MAXLEN, "cmk sweep launcher");
-	snprintf(w.bgw_type, BGW_MAXLEN, "cmk sweep launcher");
-	snprintf(w.bgw_library_name, BGW_MAXLEN, "cmk");
-	snprintf(w.bgw_function_name, BGW_MAXLEN, "cmk_sweep_launcher_main");
-	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	w.bgw_restart_time = 10;
+	cmk_worker_describe(&w, "cmk sweep launcher", NULL, "cmk_sweep_launcher_main", true,
+						BgWorkerStart_RecoveryFinished, 10);
 	RegisterBackgroundWorker(&w);
 }

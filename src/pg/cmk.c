@@ -69,7 +69,6 @@ _PG_init(void)
 
 	/* 1. Settings: each module defines its own; the prefix is cmk's. */
 	cmk_provider_define_settings();
-	cmk_key_policy_define_settings();
 	cmk_key_worker_define_settings();
 	cmk_sweep_define_settings();
 	MarkGUCPrefixReserved("cmk");

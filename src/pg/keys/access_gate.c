@@ -33,7 +33,6 @@
 
 #include "pg/keys/keys.h"
 
-volatile int *cmk_access_flag = NULL;	/* set with the shared status */
 
 static ClientAuthentication_hook_type prev_client_auth = NULL;
 static ExecutorStart_hook_type prev_executor_start = NULL;

@@ -21,36 +21,7 @@
 /* Settings only postgresql.conf may set. */
 static const char *const owner_only_settings[] = {"cmk.allowed_key_urls", "cmk.require_purge_protection", NULL};
 
-char	   *cmk_allowed_key_urls = NULL;
-bool		cmk_require_purge_protection = true;
-
 static ProcessUtility_hook_type prev_process_utility = NULL;
-
-static bool
-check_allowed_key_urls(char **newval, void **extra, GucSource source)
-{
-	cmk_error	err;
-
-	if (*newval == NULL || (*newval)[0] == '\0')
-		return true;			/* the default: the vault or directory of the current key */
-	if (cmk_core_check_key_policy(*newval, &err) != 0)
-		return cmk_guc_check_refuse(&err);
-	return true;
-}
-
-void
-cmk_key_policy_define_settings(void)
-{
-	DefineCustomStringVariable("cmk.allowed_key_urls",
-							   "Key URLs that may wrap the keyring: https://<vault host>, https://<vault host>/keys/<name>[/<version>], file:/directory/, file:/path, or *.",
-							   "Empty: only the vault (or, for a file key, the directory) of the key that wraps the keyring. Only postgresql.conf may set it.",
-							   &cmk_allowed_key_urls, "", PGC_POSTMASTER, 0,
-							   check_allowed_key_urls, NULL, NULL);
-	DefineCustomBoolVariable("cmk.require_purge_protection",
-							 "Refuse a Key Vault key whose vault lacks soft delete and purge protection (at first start and at rotation).",
-							 "Only postgresql.conf may set it.",
-							 &cmk_require_purge_protection, true, PGC_POSTMASTER, 0, NULL, NULL, NULL);
-}
 
 static bool
 owner_only(const char *name)

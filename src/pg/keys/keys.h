@@ -4,7 +4,7 @@
  * bind/ (it reads files with the real I/O), below cipher/ (which asks it
  * for the cipher of a generation).
  *   key_memory.c         the locked key segment, per-process ciphers, keyring opened at start
- *   provider_settings.c  cmk.key_url and the key provider's settings
+ *   provider_settings.c  cmk.key_url, the key policy's and the provider's settings
  *   credentials.c        the Azure credentials, out of the environment
  *   shared_status.c      the status in shared memory, the rotation lock
  *   events.c             pg_cmk/events and the log of key events
@@ -47,6 +47,8 @@ extern char *cmk_ca_file;
 extern char *cmk_key_vault_api_version;
 extern int	cmk_request_timeout_ms;
 extern int	cmk_key_unavailable_timeout_ms;
+extern char *cmk_allowed_key_urls;
+extern bool cmk_require_purge_protection;
 extern void cmk_provider_define_settings(void);
 extern void cmk_provider_settings_from_gucs(cmk_provider_settings *settings);
 
@@ -127,9 +129,6 @@ extern void cmk_access_gate_init(void);
 extern bool cmk_gated_process(BackendType type, Oid database);
 
 /* key_policy.c: the server owner's key policy */
-extern char *cmk_allowed_key_urls;
-extern bool cmk_require_purge_protection;
-extern void cmk_key_policy_define_settings(void);
 extern void cmk_key_policy_check_sources(void);
 extern void cmk_key_policy_init(void);
 extern void cmk_require_key_url_allowed(const char *key_url, const char *what);

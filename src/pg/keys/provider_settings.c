@@ -1,7 +1,8 @@
 /*
  * How cmk reaches the key encryption key: the cmk.* settings of the key
- * provider (key URL, wrap algorithm, sign-in method, CA file, Key Vault API
- * version, time limits), and the provider settings the core is called with.
+ * provider (key URL, the owner's key policy, wrap algorithm, sign-in method,
+ * CA file, Key Vault API version, time limits), and the provider settings
+ * the core is called with.
  * Secrets never live here: Azure credentials come from the server's
  * AZURE_* environment, as Azure SDKs read them (the postmaster moves them
  * out of it, credentials.c).
@@ -20,6 +21,10 @@ char	   *cmk_key_vault_api_version = NULL;
 int			cmk_request_timeout_ms = 10000;
 int			cmk_key_unavailable_timeout_ms = 60000;
 
+/* The server owner's key policy (enforced by key_policy.c). */
+char	   *cmk_allowed_key_urls = NULL;
+bool		cmk_require_purge_protection = true;
+
 static bool
 check_key_url(char **newval, void **extra, GucSource source)
 {
@@ -28,6 +33,18 @@ check_key_url(char **newval, void **extra, GucSource source)
 	if (*newval == NULL || (*newval)[0] == '\0')
 		return true;			/* reported with a hint at start-up */
 	if (cmk_core_check_key_url(*newval, &err) != 0)
+		return cmk_guc_check_refuse(&err);
+	return true;
+}
+
+static bool
+check_allowed_key_urls(char **newval, void **extra, GucSource source)
+{
+	cmk_error	err;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;			/* the default: the vault or directory of the current key */
+	if (cmk_core_check_key_policy(*newval, &err) != 0)
 		return cmk_guc_check_refuse(&err);
 	return true;
 }
@@ -57,6 +74,15 @@ check_auth(char **newval, void **extra, GucSource source)
 void
 cmk_provider_define_settings(void)
 {
+	DefineCustomStringVariable("cmk.allowed_key_urls",
+							   "Key URLs that may wrap the keyring: https://<vault host>, https://<vault host>/keys/<name>[/<version>], file:/directory/, file:/path, or *.",
+							   "Empty: only the vault (or, for a file key, the directory) of the key that wraps the keyring. Only postgresql.conf may set it.",
+							   &cmk_allowed_key_urls, "", PGC_POSTMASTER, 0,
+							   check_allowed_key_urls, NULL, NULL);
+	DefineCustomBoolVariable("cmk.require_purge_protection",
+							 "Refuse a Key Vault key whose vault lacks soft delete and purge protection (at first start and at rotation).",
+							 "Only postgresql.conf may set it.",
+							 &cmk_require_purge_protection, true, PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("cmk.key_url",
 							   "Key encryption key: file:/path/kek.pem or https://<vault>/keys/<name>[/<version>].",
 							   "Names the key for the first start; afterwards the keyring records which key wraps it.",

@@ -14,6 +14,9 @@
 
 cmk_shared_status *cmk_status_shared = NULL;
 
+/* The status's access state, for the inline read check (keys.h). */
+volatile int *cmk_access_flag = NULL;
+
 /* In the postmaster's shmem_request_hook. */
 void
 cmk_shared_status_request(void)

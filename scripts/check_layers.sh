@@ -6,7 +6,8 @@
 #   1. #include "pg/<layer>/..." lines of src/pg/<layer>/*.[ch] (no build needed);
 #   2. calls and data references: the undefined symbols of a layer's objects
 #      (nm) must not be defined by the objects of a higher layer (needs the
-#      objects: run after `make`; skipped with a note when none are built).
+#      objects: run after `make`; skipped with a note when none are built);
+#   3. no cycle of calls between any two objects, within a layer too.
 # Exits 1, naming each offending file and symbol, when a layer reaches up.
 # Usage: bash scripts/check_layers.sh
 set -euo pipefail
@@ -83,10 +84,49 @@ else
       done < <(nm -u "$o" | awk '{print $2}')
     done
   done
+
+  # 3. Cycles between objects: the edges "needs a symbol that one defines".
+  edges=$(for o in $objs; do
+    nm -u "$o" | awk '{print $2}' | while read -r sym; do
+      awk -v s="$sym" -v o="$o" '$1 == s && $3 != o {print o, $3}' "$defs"
+    done
+  done | sort -u)
+  cycle=$(echo "$edges" | python3 -c '
+import sys, collections
+g = collections.defaultdict(set)
+for line in sys.stdin:
+    if line.strip():
+        a, b = line.split()
+        g[a].add(b)
+state, path = {}, []
+def visit(v):
+    state[v] = 1
+    path.append(v)
+    for w in sorted(g[v]):
+        if state.get(w) == 1:
+            return path[path.index(w):] + [w]
+        if w not in state:
+            found = visit(w)
+            if found:
+                return found
+    state[v] = 2
+    path.pop()
+    return None
+for v in sorted(g):
+    if v not in state:
+        found = visit(v)
+        if found:
+            print(" -> ".join(found))
+            break
+')
+  if [ -n "$cycle" ]; then
+    echo "check_layers: a cycle of calls between objects: $cycle" >&2
+    fail=1
+  fi
 fi
 
 if [ "$fail" -ne 0 ]; then
   echo "check_layers: FAILED: src/pg must call downwards only (${LAYERS[*]}, then cmk.c)" >&2
   exit 1
 fi
-echo "check_layers: ok (${LAYERS[*]}, then cmk.c; includes and calls one way)"
+echo "check_layers: ok (${LAYERS[*]}, then cmk.c; includes and calls one way, no cycle between objects)"

@@ -1,9 +1,12 @@
-// Key Vault's answers (azure/key_vault_key_provider.h, azure/pipeline.h):
+// Key Vault's answers (azure/key_bundle.h, azure/key_usability.h,
+// azure/redaction.h, azure/pipeline.h):
 // a KeyBundle (JSON Web Key and attributes), the Retry-After header of a
 // throttled answer, and the redaction of secrets from a message.
 #include "fuzz_target.h"
 
-#include "azure/key_vault_key_provider.h"
+#include "azure/key_bundle.h"
+#include "azure/key_usability.h"
+#include "azure/redaction.h"
 #include "azure/pipeline.h"
 #include "error.h"
 #include "http/http_client.h"

@@ -1,11 +1,12 @@
 // Microsoft Entra token answers and JWT pieces (azure/token_credential.h,
-// azure/encoding.h): a token endpoint's JSON (access_token, expires_in or
+// azure/token_request.h, azure/encoding.h): a token endpoint's JSON (access_token, expires_in or
 // expires_on, error bodies), base64url, the tenant list: parse or throw
 // cmk::Error.
 #include "fuzz_target.h"
 
 #include "azure/encoding.h"
 #include "azure/token_credential.h"
+#include "azure/token_request.h"
 #include "error.h"
 #include "http/http_client.h"
 

@@ -1,6 +1,7 @@
 #include "key_url.h"
 
 #include "error.h"
+#include "text.h"
 
 #include <cctype>
 
@@ -25,11 +26,6 @@ bool valid_version(const std::string& s) {
     for (char c : s)
         if (!std::isalnum(static_cast<unsigned char>(c))) return false;
     return true;
-}
-
-std::string lower(std::string s) {
-    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
 }
 
 // An absolute path without empty, "." or ".." parts: what it names does not
@@ -171,7 +167,7 @@ KeyUrlPolicy KeyUrlPolicy::parse(const std::string& text) {
                 }
                 e.kind = Entry::Kind::Vault;
                 e.scheme = scheme;
-                e.host = lower(probe.host);
+                e.host = ascii_lower(probe.host);
             } else {
                 KeyUrl key;
                 try {
@@ -181,9 +177,9 @@ KeyUrlPolicy KeyUrlPolicy::parse(const std::string& text) {
                 }
                 e.kind = key.version.empty() ? Entry::Kind::VaultKey : Entry::Kind::VaultKeyVersion;
                 e.scheme = scheme;
-                e.host = lower(key.host);
-                e.key_name = lower(key.key_name);
-                e.version = lower(key.version);
+                e.host = ascii_lower(key.host);
+                e.key_name = ascii_lower(key.key_name);
+                e.version = ascii_lower(key.version);
             }
         } else {
             throw bad("An entry starts with https://, http://, file: or is *.");
@@ -209,7 +205,7 @@ KeyUrlPolicy KeyUrlPolicy::of_key(const KeyUrl& kek) {
     } else {
         e.kind = Entry::Kind::Vault;
         e.scheme = kek.scheme;
-        e.host = lower(kek.host);
+        e.host = ascii_lower(kek.host);
         policy.text_ = kek.scheme + "://" + e.host;
     }
     policy.entries_.push_back(e);
@@ -229,10 +225,10 @@ bool KeyUrlPolicy::allows(const KeyUrl& url) const {
         case Entry::Kind::Vault:
         case Entry::Kind::VaultKey:
         case Entry::Kind::VaultKeyVersion:
-            if (url.kind != KeyUrl::Kind::KeyVault || url.scheme != e.scheme || lower(url.host) != e.host) break;
+            if (url.kind != KeyUrl::Kind::KeyVault || url.scheme != e.scheme || ascii_lower(url.host) != e.host) break;
             if (e.kind == Entry::Kind::Vault) return true;
-            if (lower(url.key_name) != e.key_name) break;
-            if (e.kind == Entry::Kind::VaultKey || lower(url.version) == e.version) return true;
+            if (ascii_lower(url.key_name) != e.key_name) break;
+            if (e.kind == Entry::Kind::VaultKey || ascii_lower(url.version) == e.version) return true;
             break;
         }
     }

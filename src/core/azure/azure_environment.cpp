@@ -1,3 +1,4 @@
+// Where the Azure credentials read their configuration (azure_environment.h).
 #include "azure/azure_environment.h"
 
 #include <cstdlib>
@@ -41,6 +42,13 @@ std::string AzureEnvironment::get(const std::string& name) const {
 bool AzureEnvironment::has(const std::string& name) const {
     auto it = vars_.find(name);
     return it != vars_.end() && !it->second.empty();
+}
+
+std::string AzureEnvironment::missing(std::initializer_list<const char*> names) const {
+    std::string out;
+    for (const char* n : names)
+        if (!has(n)) out += (out.empty() ? "" : ", ") + std::string(n);
+    return out;
 }
 
 }  // namespace cmk::azure

@@ -11,6 +11,7 @@
 
 #include "secure_bytes.h"
 
+#include <initializer_list>
 #include <map>
 #include <string>
 
@@ -39,6 +40,8 @@ public:
     // The value, or "" when unset.
     std::string get(const std::string& name) const;
     bool has(const std::string& name) const;
+    // Those of `names` that are unset, comma-separated ("" when all are set).
+    std::string missing(std::initializer_list<const char*> names) const;
 
 private:
     EnvironmentValues vars_;

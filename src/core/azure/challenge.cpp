@@ -2,17 +2,13 @@
 
 #include "error.h"
 #include "http/http_client.h"
+#include "text.h"
 
 #include <cctype>
 
 namespace cmk::azure {
 
 namespace {
-
-std::string lower(std::string s) {
-    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
-}
 
 bool is_token_char(char c) {
     return !(c == ' ' || c == '\t' || c == ',' || c == '=' || c == '"');
@@ -65,7 +61,7 @@ std::vector<AuthChallenge> parse_www_authenticate(const std::string& header) {
                 while (i < n && header[i] != ',' && header[i] != ' ' && header[i] != '\t') i++;
                 value = header.substr(vs, i - vs);
             }
-            out.back().params[lower(token)] = value;
+            out.back().params[ascii_lower(token)] = value;
         } else {
             // A new challenge: "scheme" (possibly followed by a token68, ignored).
             out.push_back(AuthChallenge{token, {}});
@@ -78,7 +74,7 @@ std::vector<AuthChallenge> parse_www_authenticate(const std::string& header) {
 }
 
 bool host_within_domain(const std::string& host, const std::string& domain) {
-    std::string h = lower(strip_port(host)), d = lower(strip_port(domain));
+    std::string h = ascii_lower(strip_port(host)), d = ascii_lower(strip_port(domain));
     while (!h.empty() && h.back() == '.') h.pop_back();
     while (!d.empty() && d.back() == '.') d.pop_back();
     if (d.empty() || h.empty()) return false;
@@ -101,7 +97,7 @@ KeyVaultChallenge parse_key_vault_challenge(const std::string& header, const std
     const AuthChallenge* bearer = nullptr;
     auto challenges = parse_www_authenticate(header);
     for (const auto& c : challenges)
-        if (lower(c.scheme) == "bearer") {
+        if (ascii_lower(c.scheme) == "bearer") {
             bearer = &c;
             break;
         }

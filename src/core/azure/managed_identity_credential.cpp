@@ -1,5 +1,5 @@
-// ManagedIdentityCredential: the App Service / Container Apps identity
-// endpoint (IDENTITY_ENDPOINT + IDENTITY_HEADER, api-version 2019-08-01,
+// ManagedIdentityCredential (managed_identity_credential.h): the App
+// Service / Container Apps identity endpoint (IDENTITY_ENDPOINT + IDENTITY_HEADER, api-version 2019-08-01,
 // header X-IDENTITY-HEADER), else the Instance Metadata Service
 // (GET http://169.254.169.254/metadata/identity/oauth2/token,
 // api-version 2018-02-01, header Metadata: true), whose address
@@ -7,9 +7,11 @@
 // Both take the resource (the scope without "/.default") and, for a
 // user-assigned identity, client_id. Managed identities always sign in to
 // their own tenant: a vault's tenant is not passed on.
-#include "azure/credentials.h"
+#include "azure/managed_identity_credential.h"
 
 #include "azure/encoding.h"
+#include "azure/token_request.h"
+#include "text.h"
 
 #include <nlohmann/json.hpp>
 
@@ -38,10 +40,7 @@ std::string service_message(std::string_view body) {
         m = j["error"]["message"].get<std::string>();
     else if (j.contains("message") && j["message"].is_string())
         m = j["message"].get<std::string>();
-    auto nl = m.find_first_of("\r\n");
-    m = m.substr(0, nl);
-    if (m.size() > 300) m = m.substr(0, 300) + "...";
-    return m;
+    return first_line(m);
 }
 
 }  // namespace

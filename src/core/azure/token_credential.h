@@ -1,6 +1,8 @@
-// Microsoft Entra ID credentials, shaped as azure-identity's: one
-// TokenCredential interface, one class per way of signing in, each with its
-// own token cache. See credentials.h for the classes.
+// The TokenCredential interface every credential implements, shaped as
+// azure-identity's (one class per way of signing in, each its own file; see
+// credentials.h), with what they share: the access token and its refresh
+// rule, the token answer's parsing, the per-credential cache, and the
+// tenant a credential may sign in to.
 #pragma once
 #include "core_guard.h"
 
@@ -89,30 +91,5 @@ std::string resolve_tenant(const std::string& configured, const std::string& req
 
 // Splits AZURE_ADDITIONALLY_ALLOWED_TENANTS (';' or ',' separated).
 std::vector<std::string> split_tenant_list(const std::string& text);
-
-// The error of a failed token request (Entra ID, IMDS, identity endpoint),
-// with the status, the OAuth error, the AADSTS code with advice where it is a
-// known one, and the request id. `attempts` > 1 says retries ran out.
-// `service` names who answered ("Microsoft Entra ID", "IMDS", ...).
-[[noreturn]] void throw_token_error(const HttpResponse& response, int attempts, const std::string& credential_name,
-                                    const std::string& who, const std::string& endpoint,
-                                    const std::string& service = "Microsoft Entra ID");
-
-// parse_token_response, with the credential, endpoint, status and request id
-// added to the message of a malformed answer.
-AccessToken parse_token_answer(const HttpResponse& response, const std::string& credential_name, const std::string& endpoint);
-
-// POSTs an OAuth 2.0 client-credentials form to
-// <authority_host>/<tenant>/oauth2/v2.0/token and parses the answer.
-AccessToken request_entra_token(Pipeline& pipeline, const std::string& authority_host, const std::string& tenant,
-                                const std::string& form_body, const Budget& budget, const std::string& credential_name,
-                                const std::string& who);
-
-// <authority_host>/<tenant>/oauth2/v2.0/token
-std::string token_endpoint(const std::string& authority_host, const std::string& tenant);
-
-// AZURE_AUTHORITY_HOST or https://login.microsoftonline.com, without a
-// trailing slash; must be https (plain http only for loopback test hosts).
-std::string authority_host_from(const std::string& value);
 
 }  // namespace cmk::azure

@@ -1,6 +1,7 @@
 #include "http/http_client.h"
 
 #include "error.h"
+#include "text.h"
 
 #include <algorithm>
 #include <cctype>
@@ -17,18 +18,6 @@ namespace cmk {
 namespace {
 
 constexpr size_t kMaxResponseBytes = 4 * 1024 * 1024;  // Key Vault and Entra ID answers are a few KiB
-
-std::string lower(std::string s) {
-    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
-}
-
-bool iequals(const std::string& a, const std::string& b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); i++)
-        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-    return true;
-}
 
 std::string trim(const std::string& s) {
     size_t b = 0, e = s.size();
@@ -112,7 +101,7 @@ struct SlistFree {
 void HttpHeaders::add(const std::string& name, const std::string& value) { fields_.emplace_back(name, value); }
 
 void HttpHeaders::set(const std::string& name, const std::string& value) {
-    fields_.erase(std::remove_if(fields_.begin(), fields_.end(), [&](const auto& f) { return iequals(f.first, name); }),
+    fields_.erase(std::remove_if(fields_.begin(), fields_.end(), [&](const auto& f) { return equals_ci(f.first, name); }),
                   fields_.end());
     fields_.emplace_back(name, value);
 }
@@ -120,7 +109,7 @@ void HttpHeaders::set(const std::string& name, const std::string& value) {
 std::optional<std::string> HttpHeaders::get(const std::string& name) const {
     std::optional<std::string> out;
     for (const auto& f : fields_) {
-        if (!iequals(f.first, name)) continue;
+        if (!equals_ci(f.first, name)) continue;
         if (out)
             *out += ", " + f.second;
         else
@@ -138,7 +127,7 @@ UrlParts split_url(const std::string& url) {
     UrlParts p;
     auto sep = url.find("://");
     if (sep == std::string::npos) throw Error(ErrorKind::Config, "\"" + url_for_messages(url) + "\" is not an http(s) URL");
-    p.scheme = lower(url.substr(0, sep));
+    p.scheme = ascii_lower(url.substr(0, sep));
     if (p.scheme != "http" && p.scheme != "https")
         throw Error(ErrorKind::Config, "\"" + url_for_messages(url) + "\" is not an http(s) URL");
     std::string rest = url.substr(sep + 3);
@@ -157,7 +146,7 @@ UrlParts split_url(const std::string& url) {
         p.host = authority.substr(0, colon);
         if (colon != std::string::npos) p.port = authority.substr(colon + 1);
     }
-    p.host = lower(p.host);
+    p.host = ascii_lower(p.host);
     if (p.host.empty()) throw Error(ErrorKind::Config, "URL \"" + url_for_messages(url) + "\" has no host");
     return p;
 }
@@ -167,7 +156,7 @@ bool plain_http_allowed(const std::string& host) {
     // Apps identity endpoint (IDENTITY_ENDPOINT is http://localhost:port/...).
     // 169.254.169.254: the Azure Instance Metadata Service, plain HTTP by design
     // (link-local, never leaves the host). Nothing else may be reached without TLS.
-    std::string h = lower(host);
+    std::string h = ascii_lower(host);
     return h == "127.0.0.1" || h == "localhost" || h == "::1" || h == "169.254.169.254";
 }
 

@@ -5,8 +5,10 @@
 //                per page, cipher context reused);
 //   checksum     PostgreSQL's page checksum as Debian's server is built, and
 //                as cmk builds it for AVX2 (src/pg/cipher/page_checksum_avx2.c);
-//   page write   what src/pg/cipher/page_cipher.c does per page written: header
-//                copy, XTS, generation flag, checksum of the ciphertext;
+//   page write   what the server does per page written
+//                (src/pg/cipher/page_cipher.c calling the core's data page,
+//                src/core/data_page.cpp):
+//                header copy, XTS, generation flag, checksum of the ciphertext;
 //   page read    ciphertext checksum, XTS decrypt, plaintext checksum;
 //   wal          src/core/wal_page encrypt (copy) and decrypt (in place) of
 //                one 8 KiB WAL page, as src/pg/cipher/wal_cipher.c calls them;
@@ -135,22 +137,26 @@ int main(int argc, char** argv) {
         return 1;
     }
 
-    // The server's per-page sequence (src/pg/cipher/page_cipher.c), checksum by AVX2.
+    // The server's per-page calls (src/pg/cipher/page_cipher.c into the core's
+    // data page, src/core/data_page.cpp, through the C interface), checksum
+    // by AVX2. The pages are plaintext pages (no generation bits, pd_upper
+    // set); a read marks its page encrypted again first (one byte), since
+    // each decryption clears the mark.
+    for (size_t i = 0; i < kPages; i++) {
+        page_a(i)[11] = 0;  // pd_flags' high byte: the generation
+        if (page_a(i)[14] == 0 && page_a(i)[15] == 0) page_a(i)[15] = 1;
+    }
+    const uint32_t relnode = 16384;
     auto page_write = [&](size_t i, uint32_t blk) {
-        std::memcpy(page_b(i), page_a(i), kHeader);
-        xts_encrypt(i, blk);
-        page_b(i)[10] |= 1;  // the generation in pd_flags' high byte
-        uint16_t sum = cmk_checksum_page_avx2(page_b(i), blk);
-        std::memcpy(page_b(i) + 8, &sum, 2);
+        if (cmk_data_page_encrypt(xts, 1, relnode, blk, cmk_checksum_page_avx2, reinterpret_cast<const uint8_t*>(page_a(i)),
+                                  reinterpret_cast<uint8_t*>(page_b(i))) != 1)
+            std::abort();
     };
     auto page_read = [&](size_t i, uint32_t blk) {
-        sink += cmk_checksum_page_avx2(page_b(i), blk);
-        tweak_for(blk, tweak);
-        if (cmk_xts_decrypt(xts, reinterpret_cast<uint8_t*>(page_b(i)) + kHeader,
-                            reinterpret_cast<uint8_t*>(page_b(i)) + kHeader, kPage - kHeader, tweak) != 0)
+        page_b(i)[11] |= 1;
+        if (cmk_data_page_decrypt(xts, relnode, blk, cmk_checksum_page_avx2, reinterpret_cast<uint8_t*>(page_b(i))) != 1)
             std::abort();
-        uint16_t sum = cmk_checksum_page_avx2(page_b(i), blk);
-        std::memcpy(page_b(i) + 8, &sum, 2);
+        sink += static_cast<unsigned char>(page_b(i)[8]);
     };
     report("data page write path", measure(seconds, page_write));
     report("data page read path", measure(seconds, page_read));

@@ -517,6 +517,27 @@ static_assert(CMK_KEY_URL_MAX == cmk::kMaxKeyUrlBytes, "one key URL limit");
 static_assert(CMK_WAL_PAGE_MAGIC == cmk::kWalPageMagic, "one WAL page magic");
 static_assert(CMK_WAL_GENERATION_MASK == cmk::kWalGenerationMask, "one WAL generation mask");
 
+CMK_EXPORT cmk_data_page_kind cmk_data_page_classify(const uint8_t* page) {
+    switch (cmk::data_page_kind(page)) {
+    case cmk::DataPageKind::New: return CMK_DATA_PAGE_NEW;
+    case cmk::DataPageKind::Plaintext: return CMK_DATA_PAGE_PLAINTEXT;
+    case cmk::DataPageKind::Encrypted: break;
+    }
+    return CMK_DATA_PAGE_ENCRYPTED;
+}
+
+CMK_EXPORT uint32_t cmk_data_page_generation(const uint8_t* page) { return cmk::data_page_generation(page); }
+
+CMK_EXPORT int cmk_data_page_encrypt(cmk_xts* xts, uint32_t generation, uint32_t relfilenode, uint32_t blkno,
+                                     cmk_page_checksum_fn checksum, const uint8_t* in, uint8_t* out) {
+    return cmk::data_page_encrypt(xts->cipher, generation, relfilenode, blkno, checksum, in, out) ? 1 : 0;
+}
+
+CMK_EXPORT int cmk_data_page_decrypt(cmk_xts* xts, uint32_t relfilenode, uint32_t blkno, cmk_page_checksum_fn checksum,
+                                     uint8_t* page) {
+    return cmk::data_page_decrypt(xts->cipher, relfilenode, blkno, page, checksum) ? 1 : 0;
+}
+
 CMK_EXPORT uint32_t cmk_wal_page_generation(const uint8_t* page) { return cmk::wal_page_generation(page); }
 
 CMK_EXPORT int cmk_wal_page_is_plaintext_wal(const uint8_t* page) { return cmk::wal_page_is_plaintext_wal(page) ? 1 : 0; }

@@ -262,6 +262,32 @@ int			cmk_temp_unit_encrypt(cmk_temp_cipher *cipher, uint64_t path_hash, uint64_
 int			cmk_temp_unit_decrypt(cmk_temp_cipher *cipher, uint64_t path_hash, uint64_t unit,
 								  const uint8_t *in, uint8_t *out, size_t len);
 
+/* Data pages (src/core/data_page.h, DESIGN.md "Data pages"): the one
+ * implementation of the format, which the server's smgr wrappers call. The
+ * kind and key generation a stored page carries; encrypt a plaintext page
+ * into out (must not be in: the caller's page may be a shared buffer under a
+ * share lock), returns 1 if encrypted, 0 if not (not a plaintext page,
+ * generation outside 1..255, cipher failure); decrypt in place, 1 if it was
+ * encrypted and is now plaintext. checksum: the server's pg_checksum_page
+ * when data checksums are on (pd_checksum on disk covers the ciphertext;
+ * after decryption it holds the plaintext's, or a value sure to fail when
+ * the ciphertext's did not match), NULL when they are off. No allocation,
+ * lock or system call. */
+typedef enum cmk_data_page_kind
+{
+	CMK_DATA_PAGE_NEW = 0,		/* all zeros: passes through */
+	CMK_DATA_PAGE_PLAINTEXT = 1,
+	CMK_DATA_PAGE_ENCRYPTED = 2
+} cmk_data_page_kind;
+typedef uint16_t (*cmk_page_checksum_fn) (char *page, uint32_t blkno);
+
+cmk_data_page_kind cmk_data_page_classify(const uint8_t *page);
+uint32_t	cmk_data_page_generation(const uint8_t *page);
+int			cmk_data_page_encrypt(cmk_xts *xts, uint32_t generation, uint32_t relfilenode, uint32_t blkno,
+								  cmk_page_checksum_fn checksum, const uint8_t *in, uint8_t *out);
+int			cmk_data_page_decrypt(cmk_xts *xts, uint32_t relfilenode, uint32_t blkno,
+								  cmk_page_checksum_fn checksum, uint8_t *page);
+
 /* WAL pages (src/core/wal_page.h): the key generation a page carries (0 =
  * plaintext or not a WAL page); encrypt into out (may equal in), returns 1 if
  * encrypted, 0 if the page passes through; decrypt in place, 1 if it was

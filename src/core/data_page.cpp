@@ -1,6 +1,9 @@
+// The encrypted relation page format (data_page.h).
 #include "data_page.h"
 
 #include "page_checksum.h"
+
+#include <endian.h>
 
 #include <cstring>
 
@@ -35,20 +38,26 @@ uint32_t data_page_generation(const uint8_t* page) {
 
 DataPageKind data_page_kind(const uint8_t* page) {
     if (data_page_generation(page) != 0) return DataPageKind::Encrypted;
-    if (data_page_is_all_zero(page)) return DataPageKind::New;
+    // Only a page with pd_upper = 0 can be all zeros: the scan is skipped
+    // for every page PostgreSQL has initialised.
+    if (load16(page + kUpperAt) == 0 && data_page_is_all_zero(page)) return DataPageKind::New;
     return DataPageKind::Plaintext;
 }
 
+uint16_t core_page_checksum(char* page, uint32_t blkno) {
+    return pg_checksum_page(reinterpret_cast<const uint8_t*>(page), blkno);
+}
+
 void data_page_tweak(uint32_t relfilenode, uint32_t blkno, uint8_t tweak[XtsCipher::kTweakBytes]) {
-    std::memset(tweak, 0, XtsCipher::kTweakBytes);
-    for (int i = 0; i < 4; i++) {
-        tweak[i] = static_cast<uint8_t>(relfilenode >> (8 * i));
-        tweak[4 + i] = static_cast<uint8_t>(blkno >> (8 * i));
-    }
+    // Little-endian, as IEEE 1619 numbers its data units: two word stores
+    // where a byte loop cost ~30 instructions a page.
+    const uint32_t words[4] = {htole32(relfilenode), htole32(blkno), 0, 0};
+    static_assert(sizeof(words) == XtsCipher::kTweakBytes, "the tweak is four words");
+    std::memcpy(tweak, words, sizeof(words));
 }
 
 bool data_page_encrypt(XtsCipher& cipher, uint32_t generation, uint32_t relfilenode, uint32_t blkno,
-                       bool with_checksum, const uint8_t* in, uint8_t* out) noexcept {
+                       PageChecksumFn checksum, const uint8_t* in, uint8_t* out) noexcept {
     if (generation == 0 || generation > 255 || data_page_kind(in) != DataPageKind::Plaintext) return false;
     uint8_t tweak[XtsCipher::kTweakBytes];
     data_page_tweak(relfilenode, blkno, tweak);
@@ -56,17 +65,23 @@ bool data_page_encrypt(XtsCipher& cipher, uint32_t generation, uint32_t relfilen
     if (!cipher.encrypt(in + kDataPageClearBytes, out + kDataPageClearBytes, kDataPageBytes - kDataPageClearBytes, tweak))
         return false;
     store16(out + kFlagsAt, static_cast<uint16_t>(load16(out + kFlagsAt) | (generation << kDataPageGenerationShift)));
-    if (with_checksum) store16(out + kChecksumAt, pg_checksum_page(out, blkno));
+    if (checksum) store16(out + kChecksumAt, checksum(reinterpret_cast<char*>(out), blkno));
     return true;
 }
 
-bool data_page_decrypt(XtsCipher& cipher, uint32_t relfilenode, uint32_t blkno, uint8_t* page) noexcept {
+bool data_page_decrypt(XtsCipher& cipher, uint32_t relfilenode, uint32_t blkno, uint8_t* page,
+                       PageChecksumFn checksum) noexcept {
     if (data_page_generation(page) == 0) return false;
+    bool ciphertext_ok = !checksum || checksum(reinterpret_cast<char*>(page), blkno) == load16(page + kChecksumAt);
     uint8_t tweak[XtsCipher::kTweakBytes];
     data_page_tweak(relfilenode, blkno, tweak);
     if (!cipher.decrypt(page + kDataPageClearBytes, page + kDataPageClearBytes, kDataPageBytes - kDataPageClearBytes, tweak))
         return false;
     store16(page + kFlagsAt, static_cast<uint16_t>(load16(page + kFlagsAt) & ~kDataPageGenerationMask));
+    if (checksum) {
+        uint16_t plain = checksum(reinterpret_cast<char*>(page), blkno);
+        store16(page + kChecksumAt, ciphertext_ok ? plain : static_cast<uint16_t>(plain ^ 1));
+    }
     return true;
 }
 

@@ -1,6 +1,8 @@
 // The formats pg_cmk verify reads: PostgreSQL's page checksum, the encrypted
 // data page, the temporary-file units, file names, pg_control.
+#include "capi.h"
 #include "data_page.h"
+#include "key_derivation.h"
 #include "page_checksum.h"
 #include "verify_control.h"
 #include "verify_paths.h"
@@ -127,6 +129,70 @@ TEST(DataPage, EncryptDecryptRoundTripWithChecksumOverCiphertext) {
     put16(dec, 8, 0);
     EXPECT_TRUE(same_bytes(dec, plain));
     EXPECT_EQ(cmk::data_page_header_problem(dec.data()), nullptr);
+}
+
+// The server's read path (data checksums on): the stored checksum is
+// checked over the ciphertext, and the decrypted page carries the
+// plaintext's checksum, or one sure to fail when the ciphertext's did not
+// match, so that PostgreSQL reports it as a corrupt page.
+TEST(DataPage, ServerReadPathSetsThePlaintextChecksumOrOneThatFails) {
+    auto k = key64(1);
+    cmk::XtsCipher xts(k.data());
+    auto plain = heap_page(5);
+    std::vector<uint8_t> enc(8192);
+    ASSERT_TRUE(cmk::data_page_encrypt(xts, 2, 16384, 9, cmk::core_page_checksum, plain.data(), enc.data()));
+    EXPECT_EQ(get16(enc, 8), cmk::pg_checksum_page(enc.data(), 9));
+
+    auto dec = enc;
+    ASSERT_TRUE(cmk::data_page_decrypt(xts, 16384, 9, dec.data(), cmk::core_page_checksum));
+    EXPECT_EQ(get16(dec, 8), cmk::pg_checksum_page(dec.data(), 9)) << "the plaintext's checksum";
+    auto expected = plain;
+    put16(expected, 8, cmk::pg_checksum_page(plain.data(), 9));
+    EXPECT_TRUE(same_bytes(dec, expected));
+
+    auto torn = enc;
+    torn[4000] ^= 0x01;  // a ciphertext bit flipped on disk
+    ASSERT_TRUE(cmk::data_page_decrypt(xts, 16384, 9, torn.data(), cmk::core_page_checksum));
+    EXPECT_NE(get16(torn, 8), cmk::pg_checksum_page(torn.data(), 9)) << "must fail PostgreSQL's check";
+
+    auto as_stored = enc;  // without a checksum function pd_checksum stays as stored
+    ASSERT_TRUE(cmk::data_page_decrypt(xts, 16384, 9, as_stored.data()));
+    EXPECT_EQ(get16(as_stored, 8), get16(enc, 8));
+}
+
+// What the server calls (capi.h) is this same format: the C entry points
+// give the bytes data_page_encrypt gives with the data-pages sub-key.
+TEST(DataPage, TheServersCInterfaceIsTheSameImplementation) {
+    uint8_t dek[CMK_DEK_BYTES];
+    for (size_t i = 0; i < sizeof dek; i++) dek[i] = static_cast<uint8_t>(3 * i + 1);
+    cmk_error err;
+    cmk_xts* x = cmk_xts_create(dek, CMK_PURPOSE_DATA_PAGES, &err);
+    ASSERT_NE(x, nullptr) << err.message;
+    cmk::DerivedKeys keys = cmk::derive_keys(dek, CMK_DEK_BYTES);
+    cmk::XtsCipher xts(keys.data_pages.data());
+
+    auto plain = heap_page(6);
+    std::vector<uint8_t> zeros(8192, 0), out(8192, 0xEE), via_c(8192), via_cpp(8192);
+    EXPECT_EQ(cmk_data_page_classify(zeros.data()), CMK_DATA_PAGE_NEW);
+    EXPECT_EQ(cmk_data_page_classify(plain.data()), CMK_DATA_PAGE_PLAINTEXT);
+    EXPECT_EQ(cmk_data_page_encrypt(x, 3, 16384, 5, nullptr, zeros.data(), out.data()), 0) << "new pages pass through";
+    EXPECT_EQ(out, std::vector<uint8_t>(8192, 0xEE)) << "and out is not written";
+    EXPECT_EQ(cmk_data_page_encrypt(x, 0, 16384, 5, nullptr, plain.data(), out.data()), 0);
+
+    ASSERT_EQ(cmk_data_page_encrypt(x, 3, 16384, 5, cmk::core_page_checksum, plain.data(), via_c.data()), 1);
+    ASSERT_TRUE(cmk::data_page_encrypt(xts, 3, 16384, 5, true, plain.data(), via_cpp.data()));
+    EXPECT_TRUE(same_bytes(via_c, via_cpp));
+    EXPECT_EQ(cmk_data_page_classify(via_c.data()), CMK_DATA_PAGE_ENCRYPTED);
+    EXPECT_EQ(cmk_data_page_generation(via_c.data()), 3u);
+    EXPECT_EQ(cmk_data_page_encrypt(x, 3, 16384, 5, nullptr, via_c.data(), out.data()), 0) << "never twice";
+
+    ASSERT_EQ(cmk_data_page_decrypt(x, 16384, 5, cmk::core_page_checksum, via_c.data()), 1);
+    EXPECT_EQ(cmk_data_page_generation(via_c.data()), 0u);
+    EXPECT_EQ(get16(via_c, 8), cmk::pg_checksum_page(plain.data(), 5));
+    put16(via_c, 8, 0);
+    EXPECT_TRUE(same_bytes(via_c, plain));
+    EXPECT_EQ(cmk_data_page_decrypt(x, 16384, 5, nullptr, via_c.data()), 0) << "a plaintext page is left alone";
+    cmk_xts_free(x);
 }
 
 TEST(DataPage, WrongTweakOrKeyGivesABadHeader) {

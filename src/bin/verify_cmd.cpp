@@ -1,3 +1,5 @@
+// pg_cmk verify: options, the scan of a data directory or backup, and the
+// exit status (verify_cmd.h).
 #include "verify_cmd.h"
 
 #include "error.h"

@@ -1,3 +1,4 @@
+// pg_cmk verify's table and JSON output (verify_output.h).
 #include "verify_output.h"
 
 #include <map>

@@ -1,3 +1,5 @@
+// pg_cmk wal encrypt/decrypt: every page of every WAL segment in a directory,
+// with the keys of a data directory's keyring (wal_files.h).
 #include "wal_files.h"
 
 #include "error.h"

@@ -1,3 +1,4 @@
+// AES on single blocks for FF1, by XtsCipher's library (aes_block.h).
 #include "aes_block.h"
 
 #include "error.h"

@@ -1,3 +1,4 @@
+// The names of the error categories, and OpenSSL's errors as Errors (error.h).
 #include "error.h"
 
 #include <openssl/err.h>

@@ -1,3 +1,4 @@
+// FF1 format-preserving encryption, NIST SP 800-38G (ff1.h).
 #include "ff1.h"
 
 #include "error.h"

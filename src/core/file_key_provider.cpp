@@ -1,3 +1,4 @@
+// The local key provider: an RSA key in a PEM file (file_key_provider.h).
 #include "file_key_provider.h"
 
 #include "error.h"

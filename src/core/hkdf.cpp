@@ -1,3 +1,4 @@
+// HKDF-SHA256 through OpenSSL's EVP_KDF (hkdf.h).
 #include "hkdf.h"
 
 #include "error.h"

@@ -1,3 +1,4 @@
+// Sub-keys of a DEK generation by HKDF-SHA256 labels (key_derivation.h).
 #include "key_derivation.h"
 
 #include "error.h"

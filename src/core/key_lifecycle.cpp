@@ -1,3 +1,5 @@
+// The KEK's life after start-up: checking it, rotation, generations added
+// and removed, keyrings that arrive through WAL (key_lifecycle.h).
 #include "key_lifecycle.h"
 
 #include "error.h"

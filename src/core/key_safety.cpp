@@ -1,3 +1,4 @@
+// The vault-safety check of a key's recoveryLevel (key_safety.h).
 #include "key_safety.h"
 
 #include "error.h"

@@ -1,3 +1,4 @@
+// Start-up of the key hierarchy: open or create the keyring (key_store.h).
 #include "key_store.h"
 
 #include "error.h"

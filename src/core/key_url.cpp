@@ -1,3 +1,4 @@
+// cmk.key_url parsing and the cmk.allowed_key_urls policy (key_url.h).
 #include "key_url.h"
 
 #include "error.h"

@@ -1,3 +1,5 @@
+// The keyring file: encode, decode, authenticate, read, replace atomically
+// (keyring.h).
 #include "keyring.h"
 
 #include "error.h"

@@ -1,3 +1,4 @@
+// PostgreSQL 15's data page checksum, for the tools (page_checksum.h).
 #include "page_checksum.h"
 
 #include <cstring>

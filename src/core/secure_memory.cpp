@@ -1,3 +1,4 @@
+// Locked, no-dump, wiped memory for key material (secure_memory.h).
 #include "secure_memory.h"
 
 #include <openssl/crypto.h>

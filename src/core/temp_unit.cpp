@@ -1,3 +1,4 @@
+// The temporary-class file unit format (temp_unit.h).
 #include "temp_unit.h"
 
 #include <cstring>

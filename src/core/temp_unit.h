@@ -1,6 +1,7 @@
 // The format of the files cmk encrypts without a mark (temporary, spill,
 // two-phase and pg_stat_statements files), written by the server
-// (src/pg/temp_cipher.c) and read by pg_cmk verify --check-keys; this is
+// (its temporary-file cipher in src/pg, through capi.h) and read by pg_cmk
+// verify --check-keys; this is
 // the only implementation of it.
 //
 // The file is cut into 8 kB units at aligned offsets; the bytes of a unit

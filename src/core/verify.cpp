@@ -1,3 +1,5 @@
+// The coverage report of a data directory: scan and count per file class
+// (verify.h).
 #include "verify.h"
 
 #include "data_page.h"

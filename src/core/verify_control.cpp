@@ -1,3 +1,4 @@
+// Reading global/pg_control for pg_cmk verify (verify_control.h).
 #include "verify_control.h"
 
 #include "keyring.h"

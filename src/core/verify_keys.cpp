@@ -1,3 +1,5 @@
+// pg_cmk verify --check-keys: marked units decrypt to sane content
+// (verify_keys.h).
 #include "verify_keys.h"
 
 #include "data_page.h"

@@ -1,3 +1,4 @@
+// Which files of a data directory belong to which file class (verify_paths.h).
 #include "verify_paths.h"
 
 #include <cctype>

@@ -1,3 +1,4 @@
+// The encrypted WAL page format (wal_page.h).
 #include "wal_page.h"
 
 #include <cstring>

@@ -1,3 +1,4 @@
+// AES-256-XTS with a key set up once, by libgcrypt or OpenSSL (xts_cipher.h).
 #include "xts_cipher.h"
 
 #include "error.h"

@@ -1,3 +1,4 @@
+// AES-256-XTS through libgcrypt (xts_libgcrypt.h).
 #include "xts_libgcrypt.h"
 
 #include "error.h"

@@ -1,3 +1,4 @@
+// AES-256-XTS through OpenSSL (xts_openssl.h).
 #include "xts_openssl.h"
 
 #include "error.h"

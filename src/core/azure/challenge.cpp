@@ -1,3 +1,5 @@
+// Parsing Key Vault's WWW-Authenticate challenge and checking its resource
+// against the vault's host (challenge.h).
 #include "azure/challenge.h"
 
 #include "error.h"

@@ -1,3 +1,4 @@
+// The certificate's signed JWT client assertion (client_assertion.h).
 #include "azure/client_assertion.h"
 
 #include "azure/encoding.h"

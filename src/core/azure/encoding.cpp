@@ -1,3 +1,4 @@
+// base64url, form encoding, UUIDs, time formatting and wiping (encoding.h).
 #include "azure/encoding.h"
 
 #include "error.h"

@@ -1,3 +1,4 @@
+// The request pipeline: HTTP client plus Azure Core's retry policy (pipeline.h).
 #include "azure/pipeline.h"
 
 #include "error.h"

@@ -1,3 +1,4 @@
+// The HTTP client over libcurl, its headers and URL splitting (http_client.h).
 #include "http/http_client.h"
 
 #include "error.h"

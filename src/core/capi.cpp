@@ -257,27 +257,6 @@ CMK_EXPORT int cmk_core_check_kek(const char* datadir, const cmk_key_state* stat
     });
 }
 
-CMK_EXPORT int cmk_core_rewrap_keyring(const char* datadir, const cmk_key_state* state, const char* new_key_url,
-                                       const cmk_provider_settings* settings, uint8_t** bytes, size_t* len,
-                                       cmk_messages* messages, cmk_error* err) {
-    *bytes = nullptr;
-    *len = 0;
-    return with_provider_log(settings, messages, err, [&](const cmk::ProviderSettings& ps) {
-        std::vector<cmk::UnwrappedGeneration> deks = deks_of(state);
-        cmk::Keyring next = cmk::rewrap_keyring(read_keyring(datadir), deks, new_key_url ? new_key_url : "", ps);
-        const cmk::SecureBytes* dek = nullptr;
-        for (const auto& g : deks)
-            if (g.generation == next.current_generation) dek = &g.dek;
-        if (!dek) throw cmk::Error(cmk::ErrorKind::Internal, "the current key generation is not in memory");
-        cmk::Bytes file = cmk::encode_keyring(next, cmk::derive_keys(dek->data(), dek->size()).keyring_mac);
-        uint8_t* out = static_cast<uint8_t*>(std::malloc(file.size()));
-        if (!out) throw std::bad_alloc();
-        std::memcpy(out, file.data(), file.size());
-        *bytes = out;
-        *len = file.size();
-    });
-}
-
 namespace {
 
 void export_keyring(const cmk::Keyring& k, const std::vector<cmk::UnwrappedGeneration>& deks, uint8_t** bytes, size_t* len) {
@@ -294,6 +273,18 @@ void export_keyring(const cmk::Keyring& k, const std::vector<cmk::UnwrappedGener
 }
 
 }  // namespace
+
+CMK_EXPORT int cmk_core_rewrap_keyring(const char* datadir, const cmk_key_state* state, const char* new_key_url,
+                                       const cmk_provider_settings* settings, uint8_t** bytes, size_t* len,
+                                       cmk_messages* messages, cmk_error* err) {
+    *bytes = nullptr;
+    *len = 0;
+    return with_provider_log(settings, messages, err, [&](const cmk::ProviderSettings& ps) {
+        std::vector<cmk::UnwrappedGeneration> deks = deks_of(state);
+        cmk::Keyring next = cmk::rewrap_keyring(read_keyring(datadir), deks, new_key_url ? new_key_url : "", ps);
+        export_keyring(next, deks, bytes, len);
+    });
+}
 
 CMK_EXPORT int cmk_core_add_generation(const char* datadir, const cmk_key_state* state, const cmk_provider_settings* settings,
                                        uint8_t** bytes, size_t* len, cmk_key_slot* new_slot, cmk_messages* messages,

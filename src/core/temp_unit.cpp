@@ -39,20 +39,13 @@ bool TempUnitCipher::crypt_tail(bool encrypt, uint64_t path_hash, uint64_t unit,
     return ok;
 }
 
-bool TempUnitCipher::encrypt(uint64_t path_hash, uint64_t unit, const uint8_t* in, uint8_t* out, size_t len) noexcept {
+bool TempUnitCipher::crypt(bool encrypt, uint64_t path_hash, uint64_t unit, const uint8_t* in, uint8_t* out,
+                           size_t len) noexcept {
     if (len == 0) return true;
-    if (len < 16) return crypt_tail(true, path_hash, unit, in, out, len);
+    if (len < 16) return crypt_tail(encrypt, path_hash, unit, in, out, len);
     uint8_t tweak[XtsCipher::kTweakBytes];
     temp_unit_tweak(path_hash, unit, tweak);
-    return xts_.encrypt(in, out, len, tweak);
-}
-
-bool TempUnitCipher::decrypt(uint64_t path_hash, uint64_t unit, const uint8_t* in, uint8_t* out, size_t len) noexcept {
-    if (len == 0) return true;
-    if (len < 16) return crypt_tail(false, path_hash, unit, in, out, len);
-    uint8_t tweak[XtsCipher::kTweakBytes];
-    temp_unit_tweak(path_hash, unit, tweak);
-    return xts_.decrypt(in, out, len, tweak);
+    return encrypt ? xts_.encrypt(in, out, len, tweak) : xts_.decrypt(in, out, len, tweak);
 }
 
 }  // namespace cmk

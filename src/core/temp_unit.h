@@ -1,8 +1,7 @@
 // The format of the files cmk encrypts without a mark (temporary, spill,
-// two-phase and pg_stat_statements files), written by the server
-// (its temporary-file cipher in src/pg, through capi.h) and read by pg_cmk
-// verify --check-keys; this is
-// the only implementation of it.
+// two-phase and pg_stat_statements files), written by the server (its
+// temporary-file cipher in src/pg, through capi.h) and read by pg_cmk
+// verify --check-keys; this is the only implementation of it.
 //
 // The file is cut into 8 kB units at aligned offsets; the bytes of a unit
 // present in the file (the whole unit, or a shorter last one) are encrypted
@@ -45,10 +44,15 @@ public:
     TempUnitCipher(const uint8_t* xts_key, const uint8_t* tail_key);
     // len: the stored length of the unit (<= 8 kB); in and out may be the
     // same buffer. False only if the library refuses.
-    bool encrypt(uint64_t path_hash, uint64_t unit, const uint8_t* in, uint8_t* out, size_t len) noexcept;
-    bool decrypt(uint64_t path_hash, uint64_t unit, const uint8_t* in, uint8_t* out, size_t len) noexcept;
+    bool encrypt(uint64_t path_hash, uint64_t unit, const uint8_t* in, uint8_t* out, size_t len) noexcept {
+        return crypt(true, path_hash, unit, in, out, len);
+    }
+    bool decrypt(uint64_t path_hash, uint64_t unit, const uint8_t* in, uint8_t* out, size_t len) noexcept {
+        return crypt(false, path_hash, unit, in, out, len);
+    }
 
 private:
+    bool crypt(bool encrypt, uint64_t path_hash, uint64_t unit, const uint8_t* in, uint8_t* out, size_t len) noexcept;
     bool crypt_tail(bool encrypt, uint64_t path_hash, uint64_t unit, const uint8_t* in, uint8_t* out, size_t len) noexcept;
     XtsCipher xts_;
     Ff1 tails_;

@@ -137,22 +137,30 @@ private:
         return r_.files.size() - 1;
     }
 
+    // Opens a file for reading and stats it; -1 if it does not exist (a
+    // running server's files come and go), an Error for any other failure.
+    int open_if_exists(const std::string& path, struct stat* st) {
+        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ENOENT) return -1;
+            io_error("cannot open", path, errno);
+        }
+        if (::fstat(fd, st) != 0) {
+            int e = errno;
+            ::close(fd);
+            io_error("cannot stat", path, e);
+        }
+        return fd;
+    }
+
     // Reads the file page by page: fn(page, index) for every whole page.
     // Returns false if the file vanished before it could be opened.
     template <typename Fn>
     bool each_page(const std::string& rel, uint64_t* bytes, uint64_t* pages_at_open, Fn fn) {
         std::string path = full(rel);
-        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            if (errno == ENOENT) return false;
-            io_error("cannot open", path, errno);
-        }
         struct stat st;
-        if (::fstat(fd, &st) != 0) {
-            int e = errno;
-            ::close(fd);
-            io_error("cannot stat", path, e);
-        }
+        int fd = open_if_exists(path, &st);
+        if (fd < 0) return false;
         *pages_at_open = static_cast<uint64_t>(st.st_size) / kPage;
 #ifdef POSIX_FADV_SEQUENTIAL
         ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -282,17 +290,9 @@ private:
     // A file whose plaintext starts with a little-endian magic.
     void magic_file(VerifyClass cls, const std::string& path, uint32_t magic) {
         std::string p = full(path);
-        int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            if (errno == ENOENT) return;
-            io_error("cannot open", p, errno);
-        }
         struct stat st;
-        if (::fstat(fd, &st) != 0) {
-            int e = errno;
-            ::close(fd);
-            io_error("cannot stat", p, e);
-        }
+        int fd = open_if_exists(p, &st);
+        if (fd < 0) return;
         std::vector<uint8_t> unit(std::min<uint64_t>(static_cast<uint64_t>(st.st_size), kPage));
         size_t got = 0;
         while (got < unit.size()) {

@@ -545,54 +545,50 @@ int openat_impl(int dirfd, const char* path, int flags, mode_t mode) {
     return after_open(fd, path, flags);
 }
 
+bool is_wal_fd(int fd) {
+    std::lock_guard<std::recursive_mutex> g(mu);
+    return wal_file(fd) != nullptr;
+}
+
+// read() and write() of a WAL file: the positioned call at the file's
+// offset, which then moves past what it transferred.
+template <typename Positioned>
+ssize_t at_file_offset(int fd, Positioned positioned) {
+    off_t off = ::lseek(fd, 0, SEEK_CUR);
+    if (off < 0) return -1;
+    ssize_t r = positioned(off);
+    if (r > 0) ::lseek(fd, off + r, SEEK_SET);
+    return r;
+}
+
+// open(2)'s third argument, passed only with O_CREAT or O_TMPFILE.
+mode_t mode_argument(int flags, va_list ap) { return (flags & (O_CREAT | O_TMPFILE)) ? va_arg(ap, mode_t) : 0; }
+
 }  // namespace
 
 #define CMK_EXPORT extern "C" __attribute__((visibility("default")))
 
 CMK_EXPORT int open(const char* path, int flags, ...) {
-    mode_t mode = 0;
-    if (flags & (O_CREAT | O_TMPFILE)) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = va_arg(ap, mode_t);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = mode_argument(flags, ap);
+    va_end(ap);
     return open_impl(path, flags, mode);
 }
-CMK_EXPORT int open64(const char* path, int flags, ...) {
-    mode_t mode = 0;
-    if (flags & (O_CREAT | O_TMPFILE)) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = va_arg(ap, mode_t);
-        va_end(ap);
-    }
-    return open_impl(path, flags, mode);
-}
+// On x86-64 the *64 names are the same calls: one definition, two symbols.
+CMK_EXPORT int open64(const char* path, int flags, ...) __attribute__((alias("open")));
 CMK_EXPORT int __open_2(const char* path, int flags) { return open_impl(path, flags, 0); }
 CMK_EXPORT int __open64_2(const char* path, int flags) { return open_impl(path, flags, 0); }
 CMK_EXPORT int openat(int dirfd, const char* path, int flags, ...) {
-    mode_t mode = 0;
-    if (flags & (O_CREAT | O_TMPFILE)) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = va_arg(ap, mode_t);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = mode_argument(flags, ap);
+    va_end(ap);
     return openat_impl(dirfd, path, flags, mode);
 }
-CMK_EXPORT int openat64(int dirfd, const char* path, int flags, ...) {
-    mode_t mode = 0;
-    if (flags & (O_CREAT | O_TMPFILE)) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = va_arg(ap, mode_t);
-        va_end(ap);
-    }
-    return openat_impl(dirfd, path, flags, mode);
-}
+CMK_EXPORT int openat64(int dirfd, const char* path, int flags, ...) __attribute__((alias("openat")));
 CMK_EXPORT int creat(const char* path, mode_t mode) { return open_impl(path, O_CREAT | O_WRONLY | O_TRUNC, mode); }
-CMK_EXPORT int creat64(const char* path, mode_t mode) { return open_impl(path, O_CREAT | O_WRONLY | O_TRUNC, mode); }
+CMK_EXPORT int creat64(const char* path, mode_t mode) __attribute__((alias("creat")));
 
 CMK_EXPORT ssize_t pread(int fd, void* buf, size_t n, off_t off) {
     bool handled;
@@ -604,18 +600,11 @@ CMK_EXPORT ssize_t __pread_chk(int fd, void* buf, size_t n, off_t off, size_t) {
 CMK_EXPORT ssize_t __pread64_chk(int fd, void* buf, size_t n, off_t off, size_t) { return pread(fd, buf, n, off); }
 
 CMK_EXPORT ssize_t read(int fd, void* buf, size_t n) {
-    bool is_wal;
-    {
-        std::lock_guard<std::recursive_mutex> g(mu);
-        is_wal = wal_file(fd) != nullptr;
-    }
-    if (!is_wal) return real().read(fd, buf, n);
-    off_t off = ::lseek(fd, 0, SEEK_CUR);
-    if (off < 0) return -1;
-    bool handled;
-    ssize_t r = do_pread(fd, buf, n, off, &handled);
-    if (r > 0) ::lseek(fd, off + r, SEEK_SET);
-    return r;
+    if (!is_wal_fd(fd)) return real().read(fd, buf, n);
+    return at_file_offset(fd, [&](off_t off) {
+        bool handled;
+        return do_pread(fd, buf, n, off, &handled);
+    });
 }
 CMK_EXPORT ssize_t __read_chk(int fd, void* buf, size_t n, size_t) { return read(fd, buf, n); }
 
@@ -627,18 +616,11 @@ CMK_EXPORT ssize_t pwrite(int fd, const void* buf, size_t n, off_t off) {
 CMK_EXPORT ssize_t pwrite64(int fd, const void* buf, size_t n, off_t off) { return pwrite(fd, buf, n, off); }
 
 CMK_EXPORT ssize_t write(int fd, const void* buf, size_t n) {
-    bool is_wal;
-    {
-        std::lock_guard<std::recursive_mutex> g(mu);
-        is_wal = wal_file(fd) != nullptr;
-    }
-    if (!is_wal) return real().write(fd, buf, n);
-    off_t off = ::lseek(fd, 0, SEEK_CUR);
-    if (off < 0) return -1;
-    bool handled;
-    ssize_t r = do_pwrite(fd, buf, n, off, &handled);
-    if (r > 0) ::lseek(fd, off + r, SEEK_SET);
-    return r;
+    if (!is_wal_fd(fd)) return real().write(fd, buf, n);
+    return at_file_offset(fd, [&](off_t off) {
+        bool handled;
+        return do_pwrite(fd, buf, n, off, &handled);
+    });
 }
 
 CMK_EXPORT int close(int fd) {

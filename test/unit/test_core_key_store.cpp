@@ -11,7 +11,6 @@
 
 #include <gtest/gtest.h>
 
-#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -43,17 +42,6 @@ ByteVec rsa_oaep_decrypt(const std::string& pem, const EVP_MD* md, const ByteVec
     EVP_PKEY_CTX_free(ctx);
     EVP_PKEY_free(key);
     if (!ok) throw std::runtime_error("RSA-OAEP decryption failed");
-    return out;
-}
-
-std::vector<std::string> entries_of(const std::string& dir) {
-    std::vector<std::string> out;
-    DIR* d = ::opendir(dir.c_str());
-    if (!d) return out;
-    while (dirent* e = ::readdir(d))
-        if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") out.push_back(e->d_name);
-    ::closedir(d);
-    std::sort(out.begin(), out.end());
     return out;
 }
 
@@ -136,7 +124,7 @@ protected:
         return expect_error([&] { open(url, settings); });
     }
     // The data directory was left exactly as it was (empty).
-    void expect_data_dir_untouched() { EXPECT_TRUE(entries_of(data.path()).empty()) << "the data directory was modified"; }
+    void expect_data_dir_untouched() { EXPECT_TRUE(dir_entries(data.path()).empty()) << "the data directory was modified"; }
 };
 
 }  // namespace
@@ -165,7 +153,7 @@ TEST_F(CoreKeyStore, FirstStartCreatesTheKeyring) {
     EXPECT_EQ(st.st_mode & 07777, 0600u);
     ASSERT_EQ(::stat((data / "pg_cmk").c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 07777, 0700u);
-    EXPECT_EQ(entries_of(data / "pg_cmk"), std::vector<std::string>{"keyring"});
+    EXPECT_EQ(dir_entries(data / "pg_cmk"), std::vector<std::string>{"keyring"});
 
     // Its content is what was returned.
     cmk::Bytes file = read_bytes(keyring());
@@ -207,7 +195,7 @@ TEST_F(CoreKeyStore, SecondStartOpensTheSameKeyringAndDek) {
     EXPECT_EQ(second.generations[0].generation, 1u);
     EXPECT_EQ(second.generations[0].dek, first.generations[0].dek);
     EXPECT_EQ(read_bytes(keyring()), file) << "opening must never rewrite the keyring";
-    EXPECT_EQ(entries_of(data / "pg_cmk"), std::vector<std::string>{"keyring"});
+    EXPECT_EQ(dir_entries(data / "pg_cmk"), std::vector<std::string>{"keyring"});
 }
 
 TEST_F(CoreKeyStore, EachClusterGetsItsOwnDek) {
@@ -367,7 +355,7 @@ protected:
         write_bytes(keyring(), bad);
         cmk::Error e = open_error(url);
         EXPECT_EQ(read_bytes(keyring()), bad) << "the keyring was rewritten after tampering at byte " << pos;
-        EXPECT_EQ(entries_of(data / "pg_cmk"), std::vector<std::string>{"keyring"});
+        EXPECT_EQ(dir_entries(data / "pg_cmk"), std::vector<std::string>{"keyring"});
         return e;
     }
     cmk::Error open_with_flip_in(const std::string& field, size_t offset = 0, uint8_t mask = 0x01) {
@@ -483,7 +471,7 @@ TEST_F(CoreKeyStore, MissingKeyringAfterItWasCreatedWithEncryptedData) {
     cmk::Error e = open_error(url);
     EXPECT_EQ(kind_str(e.kind()), kind_str(cmk::ErrorKind::KeyringCorrupt)) << e.what();
     EXPECT_FALSE(file_exists(keyring()));
-    EXPECT_TRUE(entries_of(data / "pg_cmk").empty());
+    EXPECT_TRUE(dir_entries(data / "pg_cmk").empty());
 }
 
 TEST_F(CoreKeyStore, LeftoverKeyringTmpWithoutKeyringIsCorrupt) {

@@ -8,7 +8,6 @@
 
 #include <gtest/gtest.h>
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -97,17 +96,6 @@ void expect_corrupt(const cmk::Bytes& file, const std::string& what) {
     EXPECT_EQ(kind_str(e.kind()), kind_str(cmk::ErrorKind::KeyringCorrupt)) << kind_name(e.kind()) << ": " << e.what();
     EXPECT_TRUE(contains(e.what(), what)) << "message \"" << e.what() << "\" should say \"" << what << "\"";
     EXPECT_FALSE(e.hint().empty()) << "a corrupt keyring should come with a hint: " << e.what();
-}
-
-std::vector<std::string> dir_entries(const std::string& dir) {
-    std::vector<std::string> out;
-    DIR* d = ::opendir(dir.c_str());
-    if (!d) return out;
-    while (dirent* e = ::readdir(d))
-        if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") out.push_back(e->d_name);
-    ::closedir(d);
-    std::sort(out.begin(), out.end());
-    return out;
 }
 
 struct Umask {

@@ -116,6 +116,16 @@ private:
     std::string path_;
 };
 
+// The names in a directory, without "." and "..", sorted; empty if it
+// cannot be opened.
+inline std::vector<std::string> dir_entries(const std::string& dir) {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) out.push_back(e.path().filename().string());
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
 inline bool file_exists(const std::string& path) {
     struct stat st;
     return ::stat(path.c_str(), &st) == 0;

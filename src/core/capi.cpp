@@ -542,6 +542,7 @@ CMK_EXPORT int cmk_wal_page_decrypt(cmk_xts* xts, uint8_t* page) {
 }
 
 static_assert(CMK_DATA_PAGE_GENERATION_MASK == cmk::kDataPageGenerationMask, "one data page generation mask");
+static_assert(CMK_DATA_PAGE_CLEAR_BYTES == cmk::kDataPageClearBytes, "one data page plaintext header");
 static_assert(CMK_PG_CONTROL_VERSION == cmk::kPgControlVersion && CMK_PG_CONTROL_BLCKSZ_OFFSET == cmk::kPgControlBlcksz &&
                   CMK_PG_CONTROL_RELSEG_SIZE_OFFSET == cmk::kPgControlRelsegSize &&
                   CMK_PG_CONTROL_CHECKSUM_VERSION_OFFSET == cmk::kPgControlChecksumVersionOffset,

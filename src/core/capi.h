@@ -273,6 +273,7 @@ int			cmk_temp_unit_decrypt(cmk_temp_cipher *cipher, uint64_t path_hash, uint64_
  * after decryption it holds the plaintext's, or a value sure to fail when
  * the ciphertext's did not match), NULL when they are off. No allocation,
  * lock or system call. */
+#define CMK_DATA_PAGE_CLEAR_BYTES 16	/* bytes [0, 16) stay plaintext */
 typedef enum cmk_data_page_kind
 {
 	CMK_DATA_PAGE_NEW = 0,		/* all zeros: passes through */

@@ -112,7 +112,8 @@ TEST(DataPage, EncryptDecryptRoundTripWithChecksumOverCiphertext) {
     EXPECT_EQ(get16(enc, 8), cmk::pg_checksum_page(enc.data(), 77));
     EXPECT_FALSE(std::equal(plain.begin() + 16, plain.end(), enc.begin() + 16));
 
-    // The same bytes under the tweak of the glue's page_cipher.c, by hand.
+    // The same bytes by XTS directly, with the format's tweak written out by
+    // hand (relfilenode 16384, block 77, little-endian).
     std::vector<uint8_t> manual(plain.begin() + 16, plain.end());
     uint8_t tweak[16] = {0x00, 0x40, 0, 0, 77, 0, 0, 0};
     ASSERT_TRUE(xts.encrypt(manual.data(), manual.data(), manual.size(), tweak));

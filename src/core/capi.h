@@ -49,7 +49,7 @@ typedef struct cmk_error
 /* Settings of the key providers, from cmk.* GUCs. NULL or 0 = default.
  * environment: the Azure credentials' variables as "NAME=value" strings one
  * after the other, each ended by a NUL, the block by an empty string (the
- * postmaster's copy, src/pg/credentials.c); NULL = none. The core never
+ * postmaster's copy, src/pg/keys/credentials.c); NULL = none. The core never
  * reads the process environment. */
 typedef struct cmk_provider_settings
 {

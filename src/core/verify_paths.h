@@ -10,7 +10,7 @@
 //   pg_stat_statements  pg_stat_tmp/pgss_query_texts.stat,
 //                   pg_stat/pg_stat_statements.stat[.tmp]
 //   NOTIFY queue    pg_notify/<4-6 hex>
-// The same names the server's src/pg/file_classes.c and data_scan.c use.
+// The same names the server's src/pg/cipher/file_classes.c and src/pg/sweep/data_scan.c use.
 #pragma once
 #include "core_guard.h"
 

@@ -2,7 +2,7 @@
 // IDENTITY_*) variables handed to the core in ProviderSettings::environment,
 // never getenv(). The server's postmaster copies them from its environment
 // once, at start, into locked memory and removes the secret ones from the
-// environment before any child is forked (src/pg/credentials.c), so
+// environment before any child is forked (src/pg/keys/credentials.c), so
 // backends, archive_command, restore_command and COPY ... PROGRAM never see
 // them; pg_cmk passes its own environment (process_environment()). Never
 // postgresql.conf: secrets stay out of the server's configuration files.

@@ -1,5 +1,10 @@
 /*
- * Relation pages on disk (DESIGN.md "Data pages"):
+ * Relation pages on disk (DESIGN.md "Data pages"): the server's calls into
+ * the core's one implementation of the format (src/core/data_page.h,
+ * through capi.h), with what only the server knows: the current key
+ * generation, the cipher of each generation, whether data checksums are on
+ * and the fastest build of PostgreSQL's checksum, and what to do about a
+ * page of a generation the keyring does not hold.
  *   bytes [0, 16)    plaintext page header: pd_lsn, pd_checksum, pd_flags,
  *                    pd_lower, pd_upper; the key generation sits in the
  *                    pd_flags bits PostgreSQL does not use (8..15)
@@ -15,46 +20,24 @@
 
 #include "access/xlog.h"
 #include "miscadmin.h"
-#include "port/pg_bswap.h"
 #include "storage/bufpage.h"
 
 #include "pg/cipher/cipher.h"
 
-#define CMK_HEADER_BYTES 16
-
 StaticAssertDecl(BLCKSZ == 8192, "cmk assumes 8 kB pages");
-StaticAssertDecl(offsetof(PageHeaderData, pd_upper) + sizeof(LocationIndex) <= CMK_HEADER_BYTES,
+StaticAssertDecl(offsetof(PageHeaderData, pd_upper) + sizeof(LocationIndex) <= CMK_DATA_PAGE_CLEAR_BYTES,
 				 "the plaintext header must cover pd_upper");
 StaticAssertDecl((PD_VALID_FLAG_BITS & CMK_PD_GENERATION_MASK) == 0,
 				 "generation bits must not overlap PostgreSQL's page flags");
+StaticAssertDecl(CMK_PD_GENERATION_MASK == CMK_DATA_PAGE_GENERATION_MASK, "the core's generation bits");
 
-static inline void
-make_tweak(uint8 *tweak, uint32 relnode, BlockNumber blkno)
-{
-	/*
-	 * Little-endian, as IEEE 1619 numbers its data units: two word stores
-	 * (cmk runs on x86-64 only) where a byte loop cost ~30 instructions a page.
-	 */
-	uint32		words[CMK_XTS_TWEAK_BYTES / sizeof(uint32)] = {relnode, blkno, 0, 0};
-
-	StaticAssertStmt(sizeof(words) == CMK_XTS_TWEAK_BYTES, "tweak is four words");
-#ifdef WORDS_BIGENDIAN
-	words[0] = pg_bswap32(relnode);
-	words[1] = pg_bswap32(blkno);
-#endif
-	memcpy(tweak, words, CMK_XTS_TWEAK_BYTES);
-}
+StaticAssertDecl(CMK_PAGE_NEW == (int) CMK_DATA_PAGE_NEW && CMK_PAGE_PLAINTEXT == (int) CMK_DATA_PAGE_PLAINTEXT &&
+				 CMK_PAGE_ENCRYPTED == (int) CMK_DATA_PAGE_ENCRYPTED, "the core's page kinds");
 
 cmk_page_kind
 cmk_page_classify(const char *page)
 {
-	const PageHeaderData *ph = (const PageHeaderData *) page;
-
-	if ((ph->pd_flags & CMK_PD_GENERATION_MASK) != 0)
-		return CMK_PAGE_ENCRYPTED;
-	if (ph->pd_upper == 0 && cmk_all_zeros(page, BLCKSZ))
-		return CMK_PAGE_NEW;
-	return CMK_PAGE_PLAINTEXT;
+	return (cmk_page_kind) cmk_data_page_classify((const uint8 *) page);
 }
 
 /*
@@ -65,29 +48,26 @@ cmk_page_classify(const char *page)
 char *
 cmk_page_encrypt(const char *page, char *scratch, uint32 relnode, BlockNumber blkno)
 {
-	const PageHeaderData *ph = (const PageHeaderData *) page;
-	PageHeaderData *out = (PageHeaderData *) scratch;
-	uint32		generation = cmk_current_generation();
-	uint8		tweak[CMK_XTS_TWEAK_BYTES];
+	uint32		generation;
 
-	if (ph->pd_upper == 0 && cmk_all_zeros(page, BLCKSZ))
-		return (char *) page;
-	if (unlikely((ph->pd_flags & CMK_PD_GENERATION_MASK) != 0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("cmk: block %u of relation file %u is about to be written with cmk's flags already set",
-						blkno, relnode)));
-
-	memcpy(scratch, page, CMK_HEADER_BYTES);
-	make_tweak(tweak, relnode, blkno);
-	if (unlikely(cmk_xts_encrypt(cmk_cipher_for(generation, CMK_PURPOSE_DATA_PAGES),
-								 (const uint8 *) page + CMK_HEADER_BYTES,
-								 (uint8 *) scratch + CMK_HEADER_BYTES,
-								 BLCKSZ - CMK_HEADER_BYTES, tweak) != 0))
+	switch (cmk_data_page_classify((const uint8 *) page))
+	{
+		case CMK_DATA_PAGE_NEW:
+			return (char *) page;
+		case CMK_DATA_PAGE_ENCRYPTED:
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("cmk: block %u of relation file %u is about to be written with cmk's flags already set",
+							blkno, relnode)));
+			break;
+		case CMK_DATA_PAGE_PLAINTEXT:
+			break;
+	}
+	generation = cmk_current_generation();
+	if (unlikely(cmk_data_page_encrypt(cmk_cipher_for(generation, CMK_PURPOSE_DATA_PAGES), generation, relnode, blkno,
+									   DataChecksumsEnabled() ? cmk_checksum_page : NULL,
+									   (const uint8 *) page, (uint8 *) scratch) != 1))
 		ereport(ERROR, (errmsg("cmk: could not encrypt block %u of relation file %u", blkno, relnode)));
-	out->pd_flags |= (uint16) (generation << CMK_PD_GENERATION_SHIFT);
-	if (DataChecksumsEnabled())
-		out->pd_checksum = cmk_checksum_page(scratch, blkno);
 	return scratch;
 }
 
@@ -123,12 +103,7 @@ unknown_generation(uint32 relnode, BlockNumber blkno, uint32 generation)
 void
 cmk_page_decrypt(char *page, uint32 relnode, BlockNumber blkno)
 {
-	PageHeaderData *ph = (PageHeaderData *) page;
 	uint32		generation = cmk_page_generation(page);
-	bool		checksums;
-	bool		ciphertext_ok = true;
-	uint8		tweak[CMK_XTS_TWEAK_BYTES];
-
 	cmk_xts    *xts;
 
 	if (generation == 0)
@@ -139,28 +114,7 @@ cmk_page_decrypt(char *page, uint32 relnode, BlockNumber blkno)
 		unknown_generation(relnode, blkno, generation);
 		return;					/* left as stored: PostgreSQL finds it invalid */
 	}
-
-	checksums = DataChecksumsEnabled();
-	if (checksums)
-		ciphertext_ok = (cmk_checksum_page(page, blkno) == ph->pd_checksum);
-
-	make_tweak(tweak, relnode, blkno);
-	if (unlikely(cmk_xts_decrypt(xts,
-								 (const uint8 *) page + CMK_HEADER_BYTES,
-								 (uint8 *) page + CMK_HEADER_BYTES,
-								 BLCKSZ - CMK_HEADER_BYTES, tweak) != 0))
+	if (unlikely(cmk_data_page_decrypt(xts, relnode, blkno, DataChecksumsEnabled() ? cmk_checksum_page : NULL,
+									   (uint8 *) page) != 1))
 		ereport(ERROR, (errmsg("cmk: could not decrypt block %u of relation file %u", blkno, relnode)));
-	ph->pd_flags &= ~CMK_PD_GENERATION_MASK;
-
-	if (checksums)
-	{
-		uint16		plain = cmk_checksum_page(page, blkno);
-
-		/*
-		 * A ciphertext that failed its checksum gets a plaintext checksum
-		 * that is sure to fail too, so PostgreSQL reports the page exactly as
-		 * it reports a corrupt plaintext page.
-		 */
-		ph->pd_checksum = ciphertext_ok ? plain : (uint16) (plain ^ 1);
-	}
 }

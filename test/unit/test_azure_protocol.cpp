@@ -445,6 +445,15 @@ TEST(AzureKeyVault, ParsesKeyBundle) {
     EXPECT_EQ(parse_key_bundle(z, "b").key_size_bits, 2048);
     EXPECT_EQ(catch_error([] { parse_key_bundle("{\"key\":{}}", "b"); }).kind(), ErrorKind::Protocol);
     EXPECT_EQ(catch_error([] { parse_key_bundle("{\"key\":", "b"); }).kind(), ErrorKind::Protocol);
+    // nbf/exp that are no time (fuzzing found 1.9e52, which was cast to int64_t: undefined behaviour).
+    for (const char* attrs : {R"({"exp":1.9e52})", R"({"nbf":-1e300})", R"({"exp":18446744073709551615})",
+                              R"({"exp":-9223372036854775808})"}) {
+        std::string b = bundle("RSA", 2048, R"(["wrapKey","unwrapKey"])", attrs);
+        Error e = catch_error([&] { parse_key_bundle(b, "b"); });
+        EXPECT_EQ(e.kind(), ErrorKind::Protocol) << attrs;
+        EXPECT_NE(std::string(e.what()).find("is not a time in unix seconds"), std::string::npos) << attrs;
+    }
+    EXPECT_EQ(*parse_key_bundle(bundle("RSA", 2048, R"(["wrapKey"])", R"({"exp":2000000000.5})"), "b").expires, 2000000000);
 }
 
 TEST(AzureKeyVault, EveryKeyConditionIsNamed) {

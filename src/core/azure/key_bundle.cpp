@@ -5,6 +5,8 @@
 #include "azure/encoding.h"
 #include "error.h"
 
+#include <cmath>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 
 namespace cmk::azure {
@@ -162,6 +164,14 @@ KeyProperties parse_key_bundle(std::string_view body, const std::string& base) {
             if (!attrs->contains(f) || (*attrs)[f].is_null()) continue;
             const json& v = (*attrs)[f];
             if (!v.is_number()) throw Error(ErrorKind::Protocol, std::string("attributes.") + f + " is not a number");
+            // Beyond about 31 million years either way is not a time: refused, not cast (a double
+            // outside int64_t's range is undefined behaviour; fuzzing found "exp": 1.9e52).
+            constexpr double kMaxSeconds = 1e15;
+            bool in_range = v.is_number_float()      ? std::fabs(v.get<double>()) <= kMaxSeconds
+                            : v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(kMaxSeconds)
+                                                     : v.get<int64_t>() >= -static_cast<int64_t>(kMaxSeconds) &&
+                                                           v.get<int64_t>() <= static_cast<int64_t>(kMaxSeconds);
+            if (!in_range) throw Error(ErrorKind::Protocol, std::string("attributes.") + f + " is not a time in unix seconds");
             int64_t t = v.is_number_float() ? static_cast<int64_t>(v.get<double>()) : v.get<int64_t>();
             (f[0] == 'n' ? p.not_before : p.expires) = t;
         }

@@ -78,10 +78,13 @@ bool contexts_from_malloc() {
 
 const ProviderCipher* provider_cipher(const char* algorithm) {
     static std::mutex mutex;
-    static std::map<std::string, ProviderCipher*> resolved;
+    // Resolved once for the process and never freed; a map that is never
+    // destroyed keeps them reachable (a static map's destructor at exit
+    // would not free them either, and LeakSanitizer would call them leaks).
+    static auto* resolved = new std::map<std::string, ProviderCipher*>;
     std::lock_guard<std::mutex> lock(mutex);
-    auto it = resolved.find(algorithm);
-    if (it == resolved.end()) it = resolved.emplace(algorithm, contexts_from_malloc() ? resolve(algorithm) : nullptr).first;
+    auto it = resolved->find(algorithm);
+    if (it == resolved->end()) it = resolved->emplace(algorithm, contexts_from_malloc() ? resolve(algorithm) : nullptr).first;
     return it->second;
 }
 

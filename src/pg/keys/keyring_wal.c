@@ -265,17 +265,23 @@ cmk_replace_keyring(const char *new_key_url)
 /*
  * The redo loop's reporting: each distinct failure is logged once, saying
  * what is wrong and what to do; replay resumes by itself once it is fixed.
+ * A failure is the same while its kind (the caller's key, or else its text)
+ * is: an unreachable vault's error text varies from retry to retry
+ * (refused, timed out), and is still one failure.
  */
 static char last_report[1024];
 
 static void
-report_waiting(XLogRecPtr lsn, const char *what, const char *detail, const char *hint)
+report_waiting(XLogRecPtr lsn, const char *kind, const char *what, const char *detail, const char *hint)
 {
 	char		key[sizeof(last_report)];
 	char	   *k;
 
 	/* The same failure, whatever numbers (timings, attempts) it carries. */
-	snprintf(key, sizeof(key), "%s|%s", what, detail ? detail : "");
+	if (kind)
+		snprintf(key, sizeof(key), "%s", kind);
+	else
+		snprintf(key, sizeof(key), "%s|%s", what, detail ? detail : "");
 	for (k = key; *k; k++)
 		if (isdigit((unsigned char) *k))
 			*k = '#';
@@ -401,7 +407,7 @@ cmk_rmgr_redo(XLogReaderState *record)
 
 		if (cmk_core_keyring_unknown(bytes, len, cmk_keys, unknown, &n_unknown, &err) != 0)
 		{
-			report_waiting(lsn, err.message, err.detail, "The WAL record is damaged; restore this server from a base backup.");
+			report_waiting(lsn, NULL, err.message, err.detail, "The WAL record is damaged; restore this server from a base backup.");
 			wait_before_retry();
 			continue;
 		}
@@ -410,8 +416,11 @@ cmk_rmgr_redo(XLogReaderState *record)
 			cmk_provider_settings_from_gucs(&settings);
 			if (cmk_core_unwrap_generations(bytes, len, unknown, n_unknown, &settings, added, &messages, &err) != 0)
 			{
+				char		kind[64];
+
+				snprintf(kind, sizeof(kind), "unwrap %u", unknown[0]);
 				snprintf(what, sizeof(what), "could not unwrap key generation %u: %s", unknown[0], err.message);
-				report_waiting(lsn, what, err.detail,
+				report_waiting(lsn, kind, what, err.detail,
 							   "The new key generation is wrapped by the key encryption key in Key Vault: make it reachable from this server (network, credentials, permissions).");
 				wait_before_retry();
 				continue;
@@ -421,7 +430,7 @@ cmk_rmgr_redo(XLogReaderState *record)
 		if (cmk_core_finish_keyring_change(bytes, len, cmk_keys, added, n_unknown, tli, lsn,
 										   &file, &file_len, &err) != 0)
 		{
-			report_waiting(lsn, err.message, err.detail, err.hint[0] ? err.hint : "");
+			report_waiting(lsn, NULL, err.message, err.detail, err.hint[0] ? err.hint : "");
 			wait_before_retry();
 			continue;
 		}
@@ -434,7 +443,7 @@ cmk_rmgr_redo(XLogReaderState *record)
 		{
 			cmk_core_free(file);
 			snprintf(what, sizeof(what), "could not write \"%s\"", keyring);
-			report_waiting(lsn, what, NULL,
+			report_waiting(lsn, NULL, what, NULL,
 						   "Free space on the data directory's file system, or fix the error logged above.");
 			wait_before_retry();
 			continue;

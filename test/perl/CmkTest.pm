@@ -11,7 +11,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-our @EXPORT = qw(make_kek cmk_node pgbackrest_stanza plain_node files_containing dir_fingerprint
+our @EXPORT = qw(make_kek cmk_node pgbackrest_stanza run_shell plain_node files_containing dir_fingerprint
   fingerprint_diff slurp_log_since can_attach_gdb);
 
 # An RSA private key in PEM, as cmk.key_url = 'file:...' expects.
@@ -133,6 +133,15 @@ sub slurp_log_since
 	return substr($log, $from // 0);
 }
 
+
+# Runs a shell command; returns its exit status and its output (stdout and
+# stderr together).
+sub run_shell
+{
+	my ($cmd) = @_;
+	my $out = `$cmd 2>&1`;
+	return ($? >> 8, $out);
+}
 
 # A pgBackRest stanza "cmk" for a node that is not started yet: a repository
 # and its configuration in the node's base directory, archive_command pushing

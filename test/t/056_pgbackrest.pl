@@ -22,18 +22,11 @@ $node->safe_psql('postgres', "CREATE EXTENSION cmk; CREATE TABLE t (id int PRIMA
 $node->safe_psql('postgres', "INSERT INTO t SELECT g, '${canary}_' || g FROM generate_series(1, 20000) g");
 $node->safe_psql('postgres', 'CHECKPOINT');
 
-sub run
-{
-	my ($cmd) = @_;
-	my $out = `$cmd 2>&1`;
-	return ($? >> 8, $out);
-}
-
-my ($rc, $out) = run("$br stanza-create");
+my ($rc, $out) = run_shell("$br stanza-create");
 is($rc, 0, 'stanza-create') or diag($out);
-($rc, $out) = run("$br check");
+($rc, $out) = run_shell("$br check");
 is($rc, 0, 'pgbackrest check (archive-push works)') or diag($out);
-($rc, $out) = run("$br backup --type=full --checksum-page");
+($rc, $out) = run_shell("$br backup --type=full --checksum-page");
 is($rc, 0, 'full backup') or diag($out);
 unlike($out, qr/invalid page checksum/i, 'page checksum validation finds no invalid page on the encrypted cluster');
 
@@ -41,7 +34,7 @@ $node->safe_psql('postgres', "INSERT INTO t SELECT g, '${canary}_after_' || g FR
 $node->safe_psql('postgres', 'SELECT pg_switch_wal()');
 $node->safe_psql('postgres', 'CHECKPOINT');
 my ($expected) = $node->safe_psql('postgres', "SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM t");
-($rc, $out) = run("$br check");    # archives the current segment and waits for it
+($rc, $out) = run_shell("$br check");    # archives the current segment and waits for it
 is($rc, 0, 'WAL archived after the backup') or diag($out);
 
 is_deeply([ files_containing($canary, $repo) ], [], 'the pgBackRest repository (backup and WAL archive) holds no canary');
@@ -50,7 +43,7 @@ is_deeply([ files_containing($canary, $repo) ], [], 'the pgBackRest repository (
 my $restored = PostgreSQL::Test::Cluster->new('restored');
 mkdir $restored->data_dir;
 chmod 0700, $restored->data_dir;
-($rc, $out) = run("$br --pg1-path=@{[ $restored->data_dir ]} restore --type=default");
+($rc, $out) = run_shell("$br --pg1-path=@{[ $restored->data_dir ]} restore --type=default");
 is($rc, 0, 'restore') or diag($out);
 $restored->append_conf('postgresql.conf', "port = @{[ $restored->port ]}\nunix_socket_directories = '@{[ $restored->host ]}'\narchive_mode = off\n");
 $restored->start;
@@ -73,7 +66,7 @@ seek($rel, 8192 * 3 + 4000, 0);
 print $rel "\xff";
 close $rel;
 $node->start;
-($rc, $out) = run("$br backup --type=full --checksum-page --log-level-console=warn");
+($rc, $out) = run_shell("$br backup --type=full --checksum-page --log-level-console=warn");
 like($out, qr/invalid page checksum/i, 'a corrupted encrypted page is reported by the validation');
 $node->stop;
 

@@ -24,13 +24,7 @@ my @keks = ('file:' . make_kek("$base/kek2.pem"), "file:$base/kek.pem");
 $node->safe_psql('postgres', 'CREATE EXTENSION cmk; CREATE TABLE marks (what text, at pg_lsn)');
 $node->command_ok([ 'pgbench', '-i', '-q', '-s', '5', '-d', $node->connstr('postgres') ], 'pgbench -i, scale 5');
 
-sub run
-{
-	my ($cmd) = @_;
-	my $out = `$cmd 2>&1`;
-	return ($? >> 8, $out);
-}
-my ($rc, $out) = run("$br stanza-create");
+my ($rc, $out) = run_shell("$br stanza-create");
 is($rc, 0, 'stanza-create') or diag($out);
 
 my $load = IPC::Run::start([ 'pgbench', '-n', '-c', '2', '-j', '1', '-T', '900', '-d', $node->connstr('postgres') ],
@@ -76,7 +70,7 @@ $load->kill_kill;
 $load->finish;
 $node->safe_psql('postgres', "INSERT INTO marks VALUES ('after both', pg_current_wal_lsn())");
 $node->safe_psql('postgres', 'SELECT pg_switch_wal()');
-($rc, $out) = run("$br check");
+($rc, $out) = run_shell("$br check");
 is($rc, 0, 'WAL archived') or diag($out);
 my $digest_q = q{SELECT (SELECT count(*) FROM pgbench_history), (SELECT sum(abalance) FROM pgbench_accounts),
   (SELECT string_agg(what, ',' ORDER BY at) FROM marks)};
@@ -107,7 +101,7 @@ $r1->stop;
 my $r2 = PostgreSQL::Test::Cluster->new('restored_br');
 mkdir $r2->data_dir;
 chmod 0700, $r2->data_dir;
-($rc, $out) = run("$br --pg1-path=@{[ $r2->data_dir ]} restore --type=default");
+($rc, $out) = run_shell("$br --pg1-path=@{[ $r2->data_dir ]} restore --type=default");
 is($rc, 0, 'pgBackRest restore') or diag($out);
 $r2->append_conf('postgresql.conf', "port = @{[ $r2->port ]}\nunix_socket_directories = '@{[ $r2->host ]}'\narchive_mode = off\n");
 ok($r2->start(fail_ok => 1), 'the pgBackRest backup taken across rotations starts') or diag(slurp_file($r2->logfile));

@@ -29,7 +29,10 @@
 #   BENCH_CHECKSUMS      data checksum settings, an instance each   [on off]
 #   BENCH_SYSTEMS        systems, in round order  [plain cmk gocryptfs]
 #   BENCH_T              seconds of a pgbench case in a round      [15 / 3]
-#   BENCH_PAIR_T         seconds of a pgbench case in a pair        [10 / 3]
+#   BENCH_PAIR_T         seconds of a pgbench case in a pair        [5 / 3]
+#   BENCH_GOCRYPTFS_PAIRS  gocryptfs takes part in the first this many
+#                        pairs only (its rewrites take 5-10 times
+#                        plain's time; its ratios need no 2% precision)  [3 / 1]
 #   BENCH_WARMUP         seconds of untimed pgbench -S first        [5 / 2]
 #   BENCH_CLIENTS        pgbench clients of -S and tpcb-like (-c)   [2]
 #   BENCH_INSERT_CLIENTS clients of the small-INSERT WAL load       [64 / 16]
@@ -62,6 +65,9 @@
 #   BENCH_CSV_DIR        where the COPY file is written (tmpfs)     [/dev/shm/cmk-bench]
 #   BENCH_OUT            report directory  [bench/results, quick: bench/results/quick]
 #   BENCH_KEEP           1: leave the clusters in BENCH_DIR (stopped, unmounted)
+#   BENCH_DAMON          pause: turn the kernel's DAMON proactive reclaim
+#                        (kdamonds whose state is on) off for the run and
+#                        back on at its end; keep: leave it    [pause]
 #   BENCH_BUILD          what is built: tree (the working tree, `make -s`),
 #                        head (the last commit, from `git archive HEAD`, when
 #                        others are editing src/), none (the cmk.so already
@@ -86,7 +92,8 @@ pair_cases="select_only select_hot tpcb insert64 scan scan_par ctas vacuum_full 
 : "${BENCH_CHECKSUMS:=on off}"
 : "${BENCH_SYSTEMS:=plain cmk gocryptfs}"
 : "${BENCH_T:=$(q 15 3)}"
-: "${BENCH_PAIR_T:=$(q 10 3)}"
+: "${BENCH_PAIR_T:=$(q 5 3)}"
+: "${BENCH_GOCRYPTFS_PAIRS:=$(q 3 1)}"
 : "${BENCH_WARMUP:=$(q 5 2)}"
 : "${BENCH_CLIENTS:=2}"
 : "${BENCH_INSERT_CLIENTS:=$(q 64 16)}"
@@ -113,11 +120,12 @@ pair_cases="select_only select_hot tpcb insert64 scan scan_par ctas vacuum_full 
 : "${BENCH_OUT:=$(q "$repo/bench/results" "$repo/bench/results/quick")}"
 : "${BENCH_KEEP:=0}"
 : "${BENCH_BUILD:=tree}"
+: "${BENCH_DAMON:=pause}"
 settings=(BENCH_QUICK BENCH_ROUNDS BENCH_PAIRS BENCH_CASES BENCH_PAIR_CASES BENCH_CHECKSUMS BENCH_SYSTEMS
-          BENCH_T BENCH_PAIR_T BENCH_WARMUP BENCH_CLIENTS BENCH_INSERT_CLIENTS BENCH_JOBS BENCH_SCALE
+          BENCH_T BENCH_PAIR_T BENCH_GOCRYPTFS_PAIRS BENCH_WARMUP BENCH_CLIENTS BENCH_INSERT_CLIENTS BENCH_JOBS BENCH_SCALE
           BENCH_SHARED_BUFFERS BENCH_SCAN_ROWS BENCH_SORT_ROWS BENCH_JOIN_ROWS BENCH_WORK_MEM BENCH_COPY_ROWS
           BENCH_WAL_MB BENCH_STARTS BENCH_CIPHER_ROUNDS BENCH_CIPHER_SECS BENCH_KV BENCH_KEK_BITS
-          BENCH_QUIET_BUSY BENCH_QUIET_WAIT BENCH_FOREIGN_MAX BENCH_RETRIES BENCH_BUILD BENCH_DIR BENCH_CSV_DIR)
+          BENCH_QUIET_BUSY BENCH_QUIET_WAIT BENCH_FOREIGN_MAX BENCH_RETRIES BENCH_BUILD BENCH_DAMON BENCH_DIR BENCH_CSV_DIR)
 BENCH_QUICK=$quick
 
 case "$BENCH_DIR" in /*) ;; *) echo "BENCH_DIR must be absolute" >&2; exit 1 ;; esac
@@ -157,6 +165,7 @@ stop_everything() {
 cleanup() {
   rc=$?
   stop_everything
+  damon_resume
   if [ -n "${BENCH_CGROUP:-}" ]; then
     echo $$ > /sys/fs/cgroup/cpuacct/cgroup.procs 2>/dev/null
     for _ in 1 2 3 4 5; do rmdir "$BENCH_CGROUP" 2>/dev/null && break; sleep 1; done
@@ -167,6 +176,38 @@ cleanup() {
   fi
   [ $rc = 0 ] || echo "bench/run.sh: failed (exit $rc); servers stopped, gocryptfs unmounted" >&2
 }
+# ---- the kernel's proactive reclaim ------------------------------------------
+# A kernel running DAMON with a pageout scheme (this VM's: pages not touched
+# for 60 s, up to 128 MB/s) evicts the page cache of the instances that are
+# not being measured, so that a "cold" case reads from the OS cache in one
+# run and from disk in the next (spreads of hundreds of percent, plain's as
+# much as cmk's). Paused for the run and turned back on at its end, whatever
+# the exit.
+damon_paused=()
+damon_pause() {
+  local k
+  [ "$BENCH_DAMON" = pause ] || return 0
+  for k in /sys/kernel/mm/damon/admin/kdamonds/*/state; do
+    [ -f "$k" ] && [ "$(cat "$k")" = on ] || continue
+    if echo off > "$k" 2>/dev/null; then damon_paused+=("$k"); else echo "could not pause DAMON ($k)" >&2; fi
+  done
+}
+damon_resume() {
+  local k
+  for k in "${damon_paused[@]}"; do echo on > "$k" 2>/dev/null || echo "could not turn DAMON back on ($k)" >&2; done
+  damon_paused=()
+}
+damon_state() {
+  local k out=""
+  for k in /sys/kernel/mm/damon/admin/kdamonds/*/state; do
+    [ -f "$k" ] || continue
+    out+="${k#/sys/kernel/mm/damon/admin/kdamonds/} $(cat "$k")"
+    [[ " ${damon_paused[*]} " == *" $k "* ]] && out+=" (paused by this run; on before)"
+    out+="; "
+  done
+  echo "${out:-no DAMON kdamond}"
+}
+
 stop_everything
 if is_mounted "$BENCH_DIR/gocryptfs/mnt" 2>/dev/null; then
   echo "could not unmount $BENCH_DIR/gocryptfs/mnt" >&2; exit 1
@@ -174,6 +215,7 @@ fi
 rm -rf "$BENCH_DIR" "$BENCH_CSV_DIR" "$SRC_EXPORT"
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+damon_pause
 
 # A cpuacct cgroup holding this run (servers, clients, gocryptfs, emulator),
 # so that each measurement can tell how much CPU other people's work took
@@ -303,6 +345,7 @@ say "Machine"
   echo "openssl=$(openssl version)"
   echo "gocryptfs=$(gocryptfs -version 2>/dev/null | head -1 | cut -d';' -f1)"
   echo "gocryptfs_skipped=$gocryptfs_why"
+  echo "damon=$(damon_state)"
   echo "disk=$(df --output=source,fstype "$BENCH_DIR" | tail -1 | tr -s ' ')"
   echo "csv_fs=$(df --output=source,fstype "$BENCH_CSV_DIR" | tail -1 | tr -s ' ')"
   echo "settings=$(for v in "${settings[@]}"; do printf '%s=%q ' "$v" "${!v}"; done)"

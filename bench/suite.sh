@@ -320,7 +320,19 @@ wal_msgs=$(( BENCH_WAL_MB * 16 ))   # 64 kB each
 # (untimed), measures (mark ... record under NAME: <case>, or
 # <case>_paired in the paired phase), cleans up (untimed) and prints the
 # value. PGBENCH_T is the length of a pgbench run.
-b_select_only() { run_pgbench "$1" "$2" "$3" -c "$BENCH_CLIENTS" -S; }
+# Also notes, once per instance, the pages read from outside shared_buffers
+# per transaction (pg_stat_database): what cmk decrypts per transaction.
+b_select_only() {
+  local q="SELECT pg_stat_force_next_flush(); SELECT blks_read || ' ' || xact_commit FROM pg_stat_database WHERE datname = 'bench'"
+  local a b v
+  a=$(sqlv "$1" -c "$q" | tail -1)
+  v=$(run_pgbench "$1" "$2" "$3" -c "$BENCH_CLIENTS" -S)
+  if ! grep -qs "^reads_per_xact_$1=" "$INFO"; then
+    b=$(sqlv "$1" -c "$q" | tail -1)
+    note "reads_per_xact_$1" "$(echo "$a $b" | awk '{printf "%.2f", ($3 - $1) / ($4 - $2)}')"
+  fi
+  echo "$v"
+}
 b_tpcb() { sql "$1" -c CHECKPOINT; run_pgbench "$1" "$2" "$3" -c "$BENCH_CLIENTS"; }
 b_select_hot() {
   pgbench -n -c "$BENCH_CLIENTS" -j "$BENCH_JOBS" -T "$BENCH_WARMUP" -f "$BENCH_DIR/select_hot.sql" -h "$SOCK" -p "$(port "$1")" bench >/dev/null 2>&1
@@ -390,12 +402,36 @@ b_copy() {
   echo "$v"
 }
 
+# The relations a case reads, read into the OS page cache (through the
+# instance's data directory: for gocryptfs, through its mount) right before
+# the case, untimed: a "cold" case means not in shared_buffers but in the
+# OS cache, for every instance alike, whatever evicted it while the others
+# ran (bench/run.sh: BENCH_DAMON).
+case_rels() {
+  case "$1" in
+    select_only|tpcb) echo "pgbench_accounts pgbench_accounts_pkey" ;;
+    scan|scan_par|ctas|vacuum_full|create_index) echo big ;;
+    sort) echo sort_src ;;
+    hash_join) echo "hj_a hj_b" ;;
+  esac
+}
+cache_rels() {   # instance case
+  local s=$1 rels d p
+  rels=$(case_rels "$2")
+  [ -n "$rels" ] || return 0
+  d=$(datadir "$s")
+  for p in $(sqlv "$s" -c "SELECT pg_relation_filepath(r) FROM unnest(string_to_array('$rels', ' ')) r"); do
+    cat "$d/$p" "$d/$p".[0-9]* >/dev/null 2>&1 || true
+  done
+}
+
 # Runs a benchmark; when other processes took more than BENCH_FOREIGN_MAX of
 # the CPU during it, waits for a quiet machine and runs it again, at most
 # BENCH_RETRIES times (every run is a sample; the report prefers clean ones).
 measure() {   # system round case [name]
   local s=$1 r=$2 b=$3 name=${4:-$3} try=0 v f
   while :; do
+    cache_rels "$s" "$b"
     v=$("b_$b" "$s" "$r" "$name")
     f=$(tail -1 "$SAMPLES" | cut -d, -f6)
     if [ -z "$f" ] || awk -v f="$f" -v m="$BENCH_FOREIGN_MAX" 'BEGIN {exit !(f <= m)}' || [ "$try" -ge "$BENCH_RETRIES" ]; then
@@ -447,8 +483,13 @@ if [ "$BENCH_PAIRS" -gt 0 ]; then
   log "paired phase: quiet gate: $(gate pairs all)"
   for s in "${INSTANCES[@]}"; do start "$s"; warm "$s"; done
   for p in $(seq "$BENCH_PAIRS"); do
-    order=("${INSTANCES[@]}")
-    (( p % 2 == 0 )) && order=($(printf '%s\n' "${INSTANCES[@]}" | tac))
+    in_pair=()
+    for s in "${INSTANCES[@]}"; do
+      [[ $s == gocryptfs.* ]] && (( p > BENCH_GOCRYPTFS_PAIRS )) && continue
+      in_pair+=("$s")
+    done
+    order=("${in_pair[@]}")
+    (( p % 2 == 0 )) && order=($(printf '%s\n' "${in_pair[@]}" | tac))
     for c in $BENCH_PAIR_CASES; do
       line=""
       for s in "${order[@]}"; do

@@ -132,9 +132,14 @@ def base_of(s):
     return "plain.on" if s == "cmk-kv" else "plain." + s.split(".")[-1]
 
 
-def pair_ratios(b, unit, s):
+def matched_pairs(b, s):
+    """Paired benchmark b: (instance's value, plain's value) of every pair both ran."""
     mine, bp = by_pair.get((b, s), {}), by_pair.get((b, base_of(s)), {})
-    return [mine[p] / bp[p] if unit == "tps" else bp[p] / mine[p] for p in mine if p in bp and bp[p] and mine[p]]
+    return [(mine[p], bp[p]) for p in mine if p in bp]
+
+
+def pair_ratios(b, unit, s):
+    return [v / base if unit == "tps" else base / v for v, base in matched_pairs(b, s) if v and base]
 
 
 def median_ci(xs, level=0.95):
@@ -169,14 +174,12 @@ def ratio(b, unit, s):
 def extra_per_page_ns(b, s):
     """Scan: time cmk adds per page of big, in ns (paired: median of per-pair differences)."""
     pages = int(info.get("big_pages", "0") or 0)
-    base = base_of(s)
     if not pages:
         return None
     if b.endswith("_paired"):
-        mine, bp = by_pair.get((b, s), {}), by_pair.get((b, base), {})
-        d = [mine[p] - bp[p] for p in mine if p in bp]
+        d = [v - base for v, base in matched_pairs(b, s)]
         return statistics.median(d) * 1e9 / pages if d else None
-    m, p = med(b, s), med(b, base)
+    m, p = med(b, s), med(b, base_of(s))
     return (m - p) * 1e9 / pages if m is not None and p is not None else None
 
 
@@ -362,12 +365,11 @@ if any(by_pair.get((b, inst("cmk", ck))) for b, *_ in TARGETS for ck in CKS):
             cells.append("–" if g is None else f"{g:.2f}")
         add(f"| {label} | ≥ {target:.2f} | " + " | ".join(cells) + " |")
     add("")
+    clients = int(settings.get("BENCH_CLIENTS", "2") or 2)
     for ck in CKS:
-        s = inst("cmk", ck)
-        rp = info.get("reads_per_xact_" + s)
+        rp = info.get("reads_per_xact_" + inst("cmk", ck))
         m = micro.get(ck)
         tp = med("select_only_paired", inst("plain", ck))
-        clients = int(settings.get("BENCH_CLIENTS", "2") or 2)
         if rp and m and tp:
             # CPU-bound clients: each transaction's cycle grows by reads x cost.
             exp = 1 / (1 + tp * float(rp) * m * 1e-9 / clients)

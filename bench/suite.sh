@@ -323,15 +323,12 @@ wal_msgs=$(( BENCH_WAL_MB * 16 ))   # 64 kB each
 # Also notes, once per instance, the pages read from outside shared_buffers
 # per transaction (pg_stat_database): what cmk decrypts per transaction.
 b_select_only() {
-  local q="SELECT pg_stat_force_next_flush(); SELECT blks_read || ' ' || xact_commit FROM pg_stat_database WHERE datname = 'bench'"
-  local a b v
-  a=$(sqlv "$1" -c "$q" | tail -1)
-  v=$(run_pgbench "$1" "$2" "$3" -c "$BENCH_CLIENTS" -S)
-  if ! grep -qs "^reads_per_xact_$1=" "$INFO"; then
-    b=$(sqlv "$1" -c "$q" | tail -1)
-    note "reads_per_xact_$1" "$(echo "$a $b" | awk '{printf "%.2f", ($3 - $1) / ($4 - $2)}')"
-  fi
-  echo "$v"
+  local q="SELECT blks_read || ' ' || xact_commit FROM pg_stat_database WHERE datname = 'bench'"
+  local a
+  grep -qs "^reads_per_xact_$1=" "$INFO" && { run_pgbench "$1" "$2" "$3" -c "$BENCH_CLIENTS" -S; return; }
+  a=$(sqlv "$1" -c "$q")
+  run_pgbench "$1" "$2" "$3" -c "$BENCH_CLIENTS" -S
+  note "reads_per_xact_$1" "$(echo "$a $(sqlv "$1" -c "$q")" | awk '{printf "%.2f", ($3 - $1) / ($4 - $2)}')"
 }
 b_tpcb() { sql "$1" -c CHECKPOINT; run_pgbench "$1" "$2" "$3" -c "$BENCH_CLIENTS"; }
 b_select_hot() {

@@ -43,9 +43,10 @@ samples = list(csv.DictReader(open(os.path.join(raw, "samples.csv"), encoding="u
 shutil.copy(os.path.join(raw, "samples.csv"), os.path.join(out, "samples.csv"))
 
 # An instance is <system>.<on|off> (data checksums); cmk-kv: start-up only.
-KINDS = ["plain", "cmk", "gocryptfs"]
+KINDS = ["plain", "cmk", "gocryptfs", "cmk_nocipher", "cmk_timed"]
 CKS = [c for c in settings.get("BENCH_CHECKSUMS", "on off").split() if c in ("on", "off")] or ["on"]
-LABEL = {"plain": "plain", "cmk": "cmk", "gocryptfs": "gocryptfs", "cmk-kv": "cmk (Key Vault emulator KEK)"}
+LABEL = {"plain": "plain", "cmk": "cmk", "gocryptfs": "gocryptfs", "cmk-kv": "cmk (Key Vault emulator KEK)",
+         "cmk_nocipher": "cmk without AES", "cmk_timed": "cmk, AES timed"}
 
 
 def inst(kind, ck):
@@ -132,14 +133,15 @@ def base_of(s):
     return "plain.on" if s == "cmk-kv" else "plain." + s.split(".")[-1]
 
 
-def matched_pairs(b, s):
-    """Paired benchmark b: (instance's value, plain's value) of every pair both ran."""
-    mine, bp = by_pair.get((b, s), {}), by_pair.get((b, base_of(s)), {})
+def matched_pairs(b, s, base=None):
+    """Paired benchmark b: (instance's value, the base's value) of every pair
+    both ran; the base is plain of the same checksum setting unless given."""
+    mine, bp = by_pair.get((b, s), {}), by_pair.get((b, base or base_of(s)), {})
     return [(mine[p], bp[p]) for p in mine if p in bp]
 
 
-def pair_ratios(b, unit, s):
-    return [v / base if unit == "tps" else base / v for v, base in matched_pairs(b, s) if v and base]
+def pair_ratios(b, unit, s, base=None):
+    return [v / bv if unit == "tps" else bv / v for v, bv in matched_pairs(b, s, base) if v and bv]
 
 
 def median_ci(xs, level=0.95):
@@ -383,6 +385,49 @@ if any(by_pair.get((b, inst("cmk", ck))) for b, *_ in TARGETS for ck in CKS):
         if x is not None and m:
             add(f"Checksums {ck}: the cold scan's extra per page is {x:,.0f} ns, {x / m:.2f}× the microbenchmark's "
                 f"{'data page read path' if ck == 'on' else 'XTS decrypt'} ({m:,.0f} ns, CPU time; target ≤ 1.2×).")
+    add("")
+# What select-only's cost is made of: cmk without its AES, and cmk with its
+# AES calls timed where they run (bench/variant.py).
+VARIANTS = ("cmk_nocipher", "cmk_timed")
+
+
+def ratio_cell(b, s, base=None):
+    rs = pair_ratios(b, "tps", s, base)
+    if not rs:
+        return "–"
+    c = median_ci(rs)
+    txt = f"{statistics.median(rs):.3f}"
+    if c:
+        txt += f" ({c[0]:.3f}–{c[1]:.3f}" + ("" if c[2] >= 0.95 else f", {c[2] * 100:.0f}%") + ")"
+    return txt + f", n={len(rs)}"
+
+
+if any(by_pair.get(("select_only_paired", inst(k, ck))) for k in VARIANTS for ck in CKS):
+    add("### What select-only's cost is made of")
+    add("")
+    add("Two builds of the same commit beside cmk (`bench/variant.py`, never installed): *cmk without AES*, every "
+        "AES-XTS call replaced by a copy (in place: nothing), so the server runs all of cmk but the cipher "
+        "(its own cluster, whose pages carry cmk's generation bits over plaintext); *cmk, AES timed*, each 8 kB "
+        "call timed with the TSC where it runs (register clearing included), counted by every server process "
+        "and written to the server log at exit. Paired select-only, per-pair ratios: median (95% interval), n pairs.")
+    add("")
+    add("| checksums | cmk / plain | cmk without AES / plain | cmk / cmk without AES | cmk, AES timed / plain "
+        "| AES per page in place (decrypt calls) | the AES in place alone would give |")
+    add("|---|---:|---:|---:|---:|---:|---:|")
+    clients = int(settings.get("BENCH_CLIENTS", "2") or 2)
+    for ck in CKS:
+        b = "select_only_paired"
+        timed = (info.get("timed_" + inst("cmk_timed", ck)) or "").split()
+        ns = float(timed[1]) if len(timed) >= 2 else None
+        rp = info.get("reads_per_xact_" + inst("cmk", ck)) or info.get("reads_per_xact_" + inst("cmk_timed", ck))
+        tp = med(b, inst("plain", ck))
+        alone = (f"{1 / (1 + tp * float(rp) * ns * 1e-9 / clients):.3f}" if ns and rp and tp else "–")
+        add(f"| {ck} | {ratio_cell(b, inst('cmk', ck))} | {ratio_cell(b, inst('cmk_nocipher', ck))} "
+            f"| {ratio_cell(b, inst('cmk', ck), inst('cmk_nocipher', ck))} | {ratio_cell(b, inst('cmk_timed', ck))} "
+            f"| {f'{ns:,.0f} ns ({int(timed[0]):,})' if ns else '–'} | {alone} |")
+    add("")
+    add("The last column: plain's transactions per second, each made longer by the pages it reads (pg_stat_database, "
+        "above) times the AES's cost per page as timed in place.")
     add("")
 if any(s.startswith("startup") for s, _ in allvals):
     add("### Start-up (checksums on)")

@@ -27,7 +27,10 @@
 #                         vacuum_full create_index sort hash_join copy wal_write]
 #   BENCH_PAIR_CASES     cases of the paired phase  [the same but copy and wal_write]
 #   BENCH_CHECKSUMS      data checksum settings, an instance each   [on off]
-#   BENCH_SYSTEMS        systems, in round order  [plain cmk gocryptfs]
+#   BENCH_SYSTEMS        systems, in round order  [plain cmk gocryptfs];
+#                        also cmk_nocipher (cmk with its AES calls replaced
+#                        by a copy) and cmk_timed (each AES call timed),
+#                        built by bench/variant.py, to split cmk's cost
 #   BENCH_T              seconds of a pgbench case in a round      [15 / 3]
 #   BENCH_PAIR_T         seconds of a pgbench case in a pair        [5 / 3]
 #   BENCH_GOCRYPTFS_PAIRS  gocryptfs takes part in the first this many
@@ -292,6 +295,22 @@ install -d -o postgres -g postgres -m 700 "$BENCH_CSV_DIR"
 # The cmk under test is a copy of what was just built, so that another build
 # during the run cannot change it between rounds.
 install -o postgres -g postgres -m 755 "$cmk_so" "$BENCH_DIR/lib/cmk.so"
+# Measuring variants of the same source (bench/variant.py): a copy of the
+# source (and its objects, so only the cipher recompiles), edited and built
+# in the bench directory, loaded only by their own instances.
+for k in $BENCH_SYSTEMS; do
+  case "$k" in cmk_nocipher|cmk_timed) ;; *) continue ;; esac
+  [ "$BENCH_BUILD" != none ] || { echo "$k is built from the source: not with BENCH_BUILD=none" >&2; exit 1; }
+  vsrc=$BENCH_DIR/src-$k
+  mkdir -p "$vsrc"
+  tar -C "$src" --exclude=./.git --exclude=./bench/results -c . | tar -x -C "$vsrc"
+  python3 "$here/variant.py" "${k#cmk_}" "$vsrc"
+  (cd "$vsrc" && make -s -j"$(nproc)" >/dev/null) || { echo "the $k variant does not build" >&2; exit 1; }
+  install -d -o postgres -g postgres -m 700 "$BENCH_DIR/lib-$k"
+  install -o postgres -g postgres -m 755 "$vsrc/cmk.so" "$BENCH_DIR/lib-$k/cmk.so"
+  rm -rf "$vsrc"
+  echo "$k (bench/variant.py ${k#cmk_}): $BENCH_DIR/lib-$k/cmk.so"
+done
 echo "cluster files on $(df --output=source,fstype "$BENCH_DIR" | tail -1 | tr -s ' '), COPY file on $(df --output=source,fstype "$BENCH_CSV_DIR" | tail -1 | tr -s ' ')"
 
 # ---- gocryptfs ------------------------------------------------------------

@@ -88,6 +88,14 @@ srv_env() {
     echo "AZURE_CLIENT_ID=$KV_CLIENT AZURE_TENANT_ID=$KV_TENANT AZURE_CLIENT_SECRET=$KV_SECRET AZURE_AUTHORITY_HOST=https://login.cmk-emulator.test:$KV_PORT"
   fi
 }
+# The directory of the cmk.so an instance loads: a measuring variant's own
+# build (bench/variant.py, built by run.sh) or cmk's.
+cmk_libdir() {
+  case "$1" in
+    cmk_nocipher.*|cmk_timed.*) echo "$BENCH_DIR/lib-$(kind_of "$1")" ;;
+    *) dirname "$BENCH_CMK_SO" ;;
+  esac
+}
 pgctl() { local s=$1; shift; env $(srv_env "$s") pg_ctl -D "$(datadir "$s")" -l "$LOGS/$s.log" "$@"; }
 start() { pgctl "$1" -w -t 600 start >/dev/null || { tail -20 "$LOGS/$1.log" >&2; die "$1 did not start"; }; }
 stop() { pgctl "$1" -m fast -w -t 600 stop >/dev/null; }
@@ -115,10 +123,10 @@ checkpoint_timeout = 30min
 log_checkpoints = on
 log_line_prefix = '%m [%p] '
 # cmk is the copy in \$BENCH_DIR/lib (its background workers load "cmk" too)
-dynamic_library_path = '$(dirname "$BENCH_CMK_SO"):\$libdir'
+dynamic_library_path = '$(cmk_libdir "$s"):\$libdir'
 EOC
   case "$s" in
-    cmk.*) cat >> "$d/postgresql.conf" <<EOC
+    cmk.*|cmk_nocipher.*|cmk_timed.*) cat >> "$d/postgresql.conf" <<EOC
 shared_preload_libraries = 'cmk'
 cmk.key_url = 'file:$BENCH_DIR/kek.pem'
 EOC
@@ -191,6 +199,7 @@ CREATE TABLE ins_t (id bigserial PRIMARY KEY, k int, t text);
 VACUUM ANALYZE;
 CHECKPOINT;
 EOQ
+  case "$s" in cmk_nocipher.*|cmk_timed.*) wait_sweep "$s" ;; esac
   case "$s" in cmk.*) wait_sweep "$s"; note "cmk_keyring" "$(grep -m1 -E 'cmk: .*keyring' "$LOGS/$s.log" | sed 's/.*LOG: *//')." ;; esac
   if [ "$s" = "${INSTANCES[0]}" ]; then
     note scan_q "$SCAN_Q"
@@ -478,7 +487,9 @@ fi
 # in the same pair.
 if [ "$BENCH_PAIRS" -gt 0 ]; then
   log "paired phase: quiet gate: $(gate pairs all)"
-  for s in "${INSTANCES[@]}"; do start "$s"; warm "$s"; done
+  # cmk_timed's processes log their AES timings at exit: this phase's only.
+  declare -A log_from=()
+  for s in "${INSTANCES[@]}"; do log_from[$s]=$(( $(wc -l < "$LOGS/$s.log") + 1 )); start "$s"; warm "$s"; done
   for p in $(seq "$BENCH_PAIRS"); do
     in_pair=()
     for s in "${INSTANCES[@]}"; do
@@ -496,6 +507,14 @@ if [ "$BENCH_PAIRS" -gt 0 ]; then
     done
   done
   for s in "${INSTANCES[@]}"; do stop "$s"; done
+  # "decrypt calls, ns per call, encrypt calls, ns per call" over every
+  # process of the phase; cycles to ns at the TSC rate the processes measured.
+  for s in "${INSTANCES[@]}"; do
+    [[ $s == cmk_timed.* ]] || continue
+    note "timed_$s" "$(tail -n +"${log_from[$s]}" "$LOGS/$s.log" | grep -o 'cmk bench timed: .*' |
+      awk '{dn += $7; dc += $9; en += $12; ec += $14; t += $17; ns += $19}
+           END {r = (t > 0 ? ns / t : 0); printf "%d %.0f %d %.0f", dn, (dn ? dc * r / dn : 0), en, (en ? ec * r / en : 0)}')"
+  done
 fi
 
 # Make sure cmk really encrypted what it wrote in this run: the md5 text of
@@ -509,7 +528,7 @@ checks_p=()
 checks_w=()
 for ck in $BENCH_CHECKSUMS; do
   [[ " ${INSTANCES[*]} " == *" cmk.$ck "* ]] || continue
-  for s in "plain.$ck" "cmk.$ck"; do
+  for s in "plain.$ck" "cmk.$ck" "cmk_nocipher.$ck" "cmk_timed.$ck"; do
     [[ " ${INSTANCES[*]} " == *" $s "* ]] || continue
     start "$s"
     sql "$s" -c "SELECT pg_logical_emit_message(true, '$wal_canary', 'flushed at commit')" >/dev/null

@@ -186,6 +186,23 @@ path_of(int fd)
 	return (fd >= 0 && fd < MAX_FDS) ? fd_path[fd] : NULL;
 }
 
+/*
+ * The mode argument the open calls take only when they create a file; a
+ * macro because va_start must run in the variadic function itself.
+ */
+#define OPEN_MODE(flags) \
+	({ \
+		mode_t		mode_ = 0; \
+		if ((flags) & (O_CREAT | O_TMPFILE)) \
+		{ \
+			va_list		ap_; \
+			va_start(ap_, flags); \
+			mode_ = va_arg(ap_, int); \
+			va_end(ap_); \
+		} \
+		mode_; \
+	})
+
 static int
 do_open(const char *name, int dirfd, const char *path, int flags, mode_t mode)
 {
@@ -220,49 +237,19 @@ do_open(const char *name, int dirfd, const char *path, int flags, mode_t mode)
 int
 open(const char *path, int flags, ...)
 {
-	mode_t		mode = 0;
-
-	if (flags & (O_CREAT | O_TMPFILE))
-	{
-		va_list		ap;
-
-		va_start(ap, flags);
-		mode = va_arg(ap, int);
-		va_end(ap);
-	}
-	return do_open("open", AT_FDCWD, path, flags, mode);
+	return do_open("open", AT_FDCWD, path, flags, OPEN_MODE(flags));
 }
 
 int
 open64(const char *path, int flags, ...)
 {
-	mode_t		mode = 0;
-
-	if (flags & (O_CREAT | O_TMPFILE))
-	{
-		va_list		ap;
-
-		va_start(ap, flags);
-		mode = va_arg(ap, int);
-		va_end(ap);
-	}
-	return do_open("open64", AT_FDCWD, path, flags, mode);
+	return do_open("open64", AT_FDCWD, path, flags, OPEN_MODE(flags));
 }
 
 int
 openat(int dirfd, const char *path, int flags, ...)
 {
-	mode_t		mode = 0;
-
-	if (flags & (O_CREAT | O_TMPFILE))
-	{
-		va_list		ap;
-
-		va_start(ap, flags);
-		mode = va_arg(ap, int);
-		va_end(ap);
-	}
-	return do_open("openat", dirfd, path, flags, mode);
+	return do_open("openat", dirfd, path, flags, OPEN_MODE(flags));
 }
 
 int

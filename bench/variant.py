@@ -7,7 +7,8 @@ and bench/run.sh only ever loads it from the bench directory.
   nocipher  every XtsCipher encrypt/decrypt call copies its input (in place:
             does nothing), so the server runs all of cmk (binding, hooks,
             page classification, generation bits, key lookups) but the AES;
-            what select-only loses to it is cmk without its cipher.
+            what select-only loses to it is cmk without its cipher. Its
+            server log says "AES-256-XTS by NOTHING: ... NOT encrypted".
   timed     the real cipher, each call timed with the TSC; each process
             writes its count and mean to stderr (the server log) at exit, the
             TSC's rate measured against CLOCK_MONOTONIC over its lifetime.
@@ -80,6 +81,12 @@ def main():
         if text.count(old) != 1:
             sys.exit(f"variant.py: {path} does not hold the cipher call this script replaces ({enc}); update bench/variant.py")
         text = text.replace(old, NOCIPHER if kind == "nocipher" else TIMED.format(enc=enc))
+    if kind == "nocipher":
+        # The server log names the cipher at start-up: let it say what this is.
+        head = "const char* XtsCipher::backend_name(Backend backend) {\n"
+        if text.count(head) != 1:
+            sys.exit(f"variant.py: no backend_name() in {path}; update bench/variant.py")
+        text = text.replace(head, head + '    (void) backend;\n    return "NOTHING: bench/variant.py nocipher build, pages are NOT encrypted";\n')
     if kind == "timed":
         anchor = "namespace cmk {\n"
         if anchor not in text:

@@ -162,13 +162,20 @@ sub leader
 
 sub node_named { my ($name) = @_; return (grep { $_->{name} eq $name } @nodes)[0]; }
 
+# Every replica replays the leader's timeline with no lag. The timeline
+# matters: an old leader that Patroni starts as a secondary before it has
+# seen the fork reports "running" with lag 0 (its own checkpoint on the old
+# timeline lies ahead of the new leader) until Patroni rewinds it.
 sub all_streaming
 {
 	my $m = members();
 	return 0 unless keys %$m == 3 && leader();
-	for my $r (grep { $m->{$_}{Role} ne 'Leader' } keys %$m)
+	my ($l) = grep { $m->{$_}{Role} eq 'Leader' } keys %$m;
+	return 0 unless defined $l && ($m->{$l}{TL} // '') =~ /^\d+$/;
+	for my $r (grep { $_ ne $l } keys %$m)
 	{
-		return 0 unless $m->{$r}{State} =~ /^(streaming|running)$/ && ($m->{$r}{'Lag in MB'} // 1) == 0;
+		return 0 unless $m->{$r}{State} =~ /^(streaming|running)$/ && ($m->{$r}{'Lag in MB'} // 1) == 0
+		  && ($m->{$r}{TL} // '') eq $m->{$l}{TL};
 	}
 	return 1;
 }

@@ -162,6 +162,28 @@ def median_ci(xs, level=0.95):
     return xs[k - 1], xs[n - k], 1 - 2 * cdf[k - 1]
 
 
+def median_text(rs, digits, bold_below=None):
+    """'median (low–high[, coverage%]), n=N' of per-pair ratios; the median in
+    bold when below bold_below."""
+    r = statistics.median(rs)
+    txt = f"{r:.{digits}f}"
+    if bold_below is not None and r < bold_below:
+        txt = f"**{txt}**"
+    c = median_ci(rs)
+    if c:
+        txt += f" ({c[0]:.{digits}f}–{c[1]:.{digits}f}" + ("" if c[2] >= 0.95 else f", {c[2] * 100:.0f}%") + ")"
+    return txt + f", n={len(rs)}"
+
+
+CLIENTS = int(settings.get("BENCH_CLIENTS", "2") or 2)
+
+
+def cipher_only_ratio(plain_tps, reads_per_xact, ns_per_read):
+    """Plain's throughput with each transaction made longer by its page reads
+    times a cost per read (CPU-bound clients: each client's cycle grows)."""
+    return 1 / (1 + plain_tps * float(reads_per_xact) * ns_per_read * 1e-9 / CLIENTS)
+
+
 def ratio(b, unit, s):
     if b.endswith("_paired"):
         rs = pair_ratios(b, unit, s)
@@ -355,29 +377,19 @@ if any(by_pair.get((b, inst("cmk", ck))) for b, *_ in TARGETS for ck in CKS):
         for ck in CKS:
             rs = pair_ratios(b, unit, inst("cmk", ck))
             g = ratio(b, unit, inst("gocryptfs", ck))
-            if not rs:
-                cells.append("–")
-            else:
-                r = statistics.median(rs)
-                c = median_ci(rs)
-                txt = f"{r:.2f}" if r >= target else f"**{r:.2f}**"
-                if c:
-                    txt += f" ({c[0]:.2f}–{c[1]:.2f}" + ("" if c[2] >= 0.95 else f", {c[2] * 100:.0f}%") + ")"
-                cells.append(txt + f", n={len(rs)}")
+            cells.append(median_text(rs, 2, bold_below=target) if rs else "–")
             cells.append("–" if g is None else f"{g:.2f}")
         add(f"| {label} | ≥ {target:.2f} | " + " | ".join(cells) + " |")
     add("")
-    clients = int(settings.get("BENCH_CLIENTS", "2") or 2)
     for ck in CKS:
         rp = info.get("reads_per_xact_" + inst("cmk", ck))
         m = micro.get(ck)
         tp = med("select_only_paired", inst("plain", ck))
         if rp and m and tp:
-            # CPU-bound clients: each transaction's cycle grows by reads x cost.
-            exp = 1 / (1 + tp * float(rp) * m * 1e-9 / clients)
+            exp = cipher_only_ratio(tp, rp, m)
             add(f"Checksums {ck}: pgbench -S reads {rp} pages per transaction from outside shared_buffers "
                 f"(cmk decrypts each); at the microbenchmark's {m:,.0f} ns per page and plain's {tp:,.0f} tps on "
-                f"{clients} clients, the cipher alone would give {exp:.3f}.")
+                f"{CLIENTS} clients, the cipher alone would give {exp:.3f}.")
     add("")
     for ck in CKS:
         x = extra_per_page_ns("scan_paired", inst("cmk", ck))
@@ -393,13 +405,7 @@ VARIANTS = ("cmk_nocipher", "cmk_timed")
 
 def ratio_cell(b, s, base=None):
     rs = pair_ratios(b, "tps", s, base)
-    if not rs:
-        return "–"
-    c = median_ci(rs)
-    txt = f"{statistics.median(rs):.3f}"
-    if c:
-        txt += f" ({c[0]:.3f}–{c[1]:.3f}" + ("" if c[2] >= 0.95 else f", {c[2] * 100:.0f}%") + ")"
-    return txt + f", n={len(rs)}"
+    return median_text(rs, 3) if rs else "–"
 
 
 if any(by_pair.get(("select_only_paired", inst(k, ck))) for k in VARIANTS for ck in CKS):
@@ -414,14 +420,13 @@ if any(by_pair.get(("select_only_paired", inst(k, ck))) for k in VARIANTS for ck
     add("| checksums | cmk / plain | cmk without AES / plain | cmk / cmk without AES | cmk, AES timed / plain "
         "| AES per page in place (decrypt calls) | the AES in place alone would give |")
     add("|---|---:|---:|---:|---:|---:|---:|")
-    clients = int(settings.get("BENCH_CLIENTS", "2") or 2)
     for ck in CKS:
         b = "select_only_paired"
         timed = (info.get("timed_" + inst("cmk_timed", ck)) or "").split()
         ns = float(timed[1]) if len(timed) >= 2 else None
         rp = info.get("reads_per_xact_" + inst("cmk", ck)) or info.get("reads_per_xact_" + inst("cmk_timed", ck))
         tp = med(b, inst("plain", ck))
-        alone = (f"{1 / (1 + tp * float(rp) * ns * 1e-9 / clients):.3f}" if ns and rp and tp else "–")
+        alone = f"{cipher_only_ratio(tp, rp, ns):.3f}" if ns and rp and tp else "–"
         add(f"| {ck} | {ratio_cell(b, inst('cmk', ck))} | {ratio_cell(b, inst('cmk_nocipher', ck))} "
             f"| {ratio_cell(b, inst('cmk', ck), inst('cmk_nocipher', ck))} | {ratio_cell(b, inst('cmk_timed', ck))} "
             f"| {f'{ns:,.0f} ns ({int(timed[0]):,})' if ns else '–'} | {alone} |")

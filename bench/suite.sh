@@ -199,8 +199,8 @@ CREATE TABLE ins_t (id bigserial PRIMARY KEY, k int, t text);
 VACUUM ANALYZE;
 CHECKPOINT;
 EOQ
-  case "$s" in cmk_nocipher.*|cmk_timed.*) wait_sweep "$s" ;; esac
-  case "$s" in cmk.*) wait_sweep "$s"; note "cmk_keyring" "$(grep -m1 -E 'cmk: .*keyring' "$LOGS/$s.log" | sed 's/.*LOG: *//')." ;; esac
+  case "$s" in cmk.*|cmk_nocipher.*|cmk_timed.*) wait_sweep "$s" ;; esac
+  case "$s" in cmk.*) note "cmk_keyring" "$(grep -m1 -E 'cmk: .*keyring' "$LOGS/$s.log" | sed 's/.*LOG: *//')." ;; esac
   if [ "$s" = "${INSTANCES[0]}" ]; then
     note scan_q "$SCAN_Q"
     note db_size "$(sqlv "$s" -c "SELECT pg_size_pretty(pg_database_size('bench'))")"

@@ -153,12 +153,15 @@ sub wait_until
 	return undef;
 }
 
-sub leader
+# The running leader among members() $m.
+sub leader_in
 {
-	my $m = members();
+	my ($m) = @_;
 	my ($l) = grep { $m->{$_}{Role} eq 'Leader' && $m->{$_}{State} eq 'running' } keys %$m;
 	return $l;
 }
+
+sub leader { return leader_in(members()); }
 
 sub node_named { my ($name) = @_; return (grep { $_->{name} eq $name } @nodes)[0]; }
 
@@ -169,9 +172,8 @@ sub node_named { my ($name) = @_; return (grep { $_->{name} eq $name } @nodes)[0
 sub all_streaming
 {
 	my $m = members();
-	return 0 unless keys %$m == 3 && leader();
-	my ($l) = grep { $m->{$_}{Role} eq 'Leader' } keys %$m;
-	return 0 unless defined $l && ($m->{$l}{TL} // '') =~ /^\d+$/;
+	my $l = leader_in($m);
+	return 0 unless keys %$m == 3 && defined $l && ($m->{$l}{TL} // '') =~ /^\d+$/;
 	for my $r (grep { $_ ne $l } keys %$m)
 	{
 		return 0 unless $m->{$r}{State} =~ /^(streaming|running)$/ && ($m->{$r}{'Lag in MB'} // 1) == 0

@@ -435,6 +435,72 @@ if any(by_pair.get(("select_only_paired", inst(k, ck))) for k in VARIANTS for ck
         "above) times the AES's cost per page as timed in place. *cmk, AES timed* does what cmk does plus two TSC "
         "reads per page (about 20 ns): how far its ratio is from cmk's is this machine's noise.")
     add("")
+# Every case's AES, as cmk_timed's processes counted it during each
+# measurement (bench/suite.sh: timed.csv), beside cmk without AES.
+timed_path = os.path.join(raw, "timed.csv")
+timed_rows = list(csv.DictReader(open(timed_path, encoding="utf-8"),
+                                 fieldnames=["round", "system", "benchmark", "dcalls", "dcycles", "ecalls", "ecycles"])) \
+    if os.path.exists(timed_path) else []
+
+
+def aes_of_case(b, s):
+    """Medians over the measurements of case b on cmk_timed instance s:
+    (decrypt calls, encrypt calls, seconds of AES summed over processes)."""
+    fields = (info.get("timed_" + s) or "").split()
+    rate = float(fields[4]) if len(fields) >= 5 else None
+    rows = [r for r in timed_rows if r["benchmark"] == b and r["system"] == s]
+    if not rows or not rate:
+        return None
+    return (statistics.median(int(r["dcalls"]) for r in rows), statistics.median(int(r["ecalls"]) for r in rows),
+            statistics.median((int(r["dcycles"]) + int(r["ecycles"])) * rate * 1e-9 for r in rows))
+
+
+def aes_alone_ratio(b, unit, ck, aes_s):
+    """Plain's result with the AES's time added: to a duration as it is (all
+    of it on the critical path, an upper bound of its cost when processes
+    overlap); for pgbench, per transaction, spread over the clients as in
+    cipher_only_ratio."""
+    p = med(b, inst("plain", ck))
+    if p is None:
+        return None
+    if unit == "s":
+        return p / (p + aes_s)
+    xacts = (med(b, inst("cmk_timed", ck)) or 0) * float(PT)
+    return 1 / (1 + p * (aes_s / xacts) / CLIENTS) if xacts else None
+
+
+timed_cases = [(b, unit, short) for b, unit, _, short in BENCHES
+               if b.endswith("_paired") and any(aes_of_case(b, inst("cmk_timed", ck)) for ck in CKS)]
+if timed_cases:
+    big_pages = int(info.get("big_pages", "0") or 0)
+    add("### What each case's cost is made of")
+    add("")
+    add("The variants of the section above, every paired case. *AES calls*: 8 kB XTS calls made by all of "
+        "cmk_timed's processes (backend, parallel workers, WAL writer, checkpointer) during one measurement, "
+        "decrypt + encrypt (median over the pairs), and per page of big for the cases that read it. "
+        "*AES time*: their time in place, summed over the processes. *The AES alone would give*: plain's "
+        "time with that time added (a duration: all of it on the critical path, which overstates it when "
+        "processes overlap; pgbench: per transaction, spread over the clients).")
+    add("")
+    add("| case | checksums | cmk / plain | cmk without AES / plain | cmk / cmk without AES | AES calls | "
+        "AES calls per page of big | AES time | the AES alone would give |")
+    add("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for b, unit, short in timed_cases:
+        for ck in CKS:
+            a = aes_of_case(b, inst("cmk_timed", ck))
+            if not a:
+                continue
+            dc, ec, aes_s = a
+            rc = lambda s, base=None: (median_text(pair_ratios(b, unit, s, base), 3)
+                                       if pair_ratios(b, unit, s, base) else "–")
+            per_page = (f"{dc / big_pages:.2f} + {ec / big_pages:.2f}"
+                        if big_pages and b.split("_paired")[0] in ("scan", "scan_par", "ctas", "vacuum_full", "create_index")
+                        else "–")
+            alone = aes_alone_ratio(b, unit, ck, aes_s)
+            add(f"| {short.removesuffix(' p')} | {ck} | {rc(inst('cmk', ck))} | {rc(inst('cmk_nocipher', ck))} "
+                f"| {rc(inst('cmk', ck), inst('cmk_nocipher', ck))} | {dc:,.0f} + {ec:,.0f} | {per_page} "
+                f"| {fmt(aes_s, 's')} | {'–' if alone is None else f'{alone:.3f}'} |")
+    add("")
 if any(s.startswith("startup") for s, _ in allvals):
     add("### Start-up (checksums on)")
     add("")

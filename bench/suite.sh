@@ -82,11 +82,24 @@ port() {
   for i in "${!INSTANCES[@]}"; do [ "${INSTANCES[$i]}" = "$1" ] && { echo $((5491 + i)); return; }; done
   die "no port for $1"
 }
-# The server's environment: the Key Vault credentials for cmk-kv only.
+# The server's environment: the Key Vault credentials for cmk-kv; for
+# cmk_timed, the file its processes add their AES calls and cycles to.
 srv_env() {
-  if [ "$1" = cmk-kv ]; then
-    echo "AZURE_CLIENT_ID=$KV_CLIENT AZURE_TENANT_ID=$KV_TENANT AZURE_CLIENT_SECRET=$KV_SECRET AZURE_AUTHORITY_HOST=https://login.cmk-emulator.test:$KV_PORT"
-  fi
+  case "$1" in
+    cmk-kv) echo "AZURE_CLIENT_ID=$KV_CLIENT AZURE_TENANT_ID=$KV_TENANT AZURE_CLIENT_SECRET=$KV_SECRET AZURE_AUTHORITY_HOST=https://login.cmk-emulator.test:$KV_PORT" ;;
+    cmk_timed.*) echo "CMK_BENCH_TIMED_FILE=$(timed_file "$1")" ;;
+  esac
+}
+# cmk_timed's running totals (bench/variant.py): decrypt calls, decrypt
+# cycles, encrypt calls, encrypt cycles; a measurement records the difference.
+timed_file() { echo "$BENCH_DIR/$1/timed.bin"; }
+timed_read() { [[ $1 == cmk_timed.* ]] && od -An -tu8 -w32 -v "$(timed_file "$1")" | xargs; true; }
+timed_record() {   # round system benchmark totals-before
+  local a b
+  [ -n "$4" ] || return 0
+  read -r -a a <<< "$4"
+  read -r -a b <<< "$(timed_read "$2")"
+  echo "$1,$2,$3,$((b[0] - a[0])),$((b[1] - a[1])),$((b[2] - a[2])),$((b[3] - a[3]))" >> "$OUT/timed.csv"
 }
 # The directory of the cmk.so an instance loads: a measuring variant's own
 # build (bench/variant.py, built by run.sh) or cmk's.
@@ -109,6 +122,7 @@ make_cluster() {
   mkdir -p "$d"
   chmod 700 "$d"
   [ "$(checksums_of "$s")" = on ] && ck=(--data-checksums)
+  [[ $s == cmk_timed.* ]] && head -c 32 /dev/zero > "$(timed_file "$s")"
   initdb -D "$d" "${ck[@]}" -A trust -U postgres --locale=C --encoding=UTF8 >"$LOGS/$s.initdb.log" 2>&1 ||
     { tail "$LOGS/$s.initdb.log" >&2; die "initdb $s"; }
   cat >> "$d/postgresql.conf" <<EOC
@@ -292,8 +306,9 @@ time_starts() {
 }
 
 run_pgbench() {   # system round benchmark [pgbench args]
-  local s=$1 r=$2 b=$3 out tps
+  local s=$1 r=$2 b=$3 out tps c0
   shift 3
+  c0=$(timed_read "$s")
   mark
   out=$(pgbench -n -j "$BENCH_JOBS" -T "$PGBENCH_T" -h "$SOCK" -p "$(port "$s")" "$@" bench 2>&1) ||
     { echo "$out" >&2; die "pgbench $b on $s"; }
@@ -301,17 +316,20 @@ run_pgbench() {   # system round benchmark [pgbench args]
   tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p')
   [ -n "$tps" ] || { echo "$out" >&2; die "no tps from pgbench $b on $s"; }
   record "$r" "$s" "$b" tps "$tps"
+  timed_record "$r" "$s" "$b" "$c0"
   echo "$tps"
 }
 
 # Times one SQL script (psql -c arguments), records seconds.
 run_timed() {   # system round benchmark psql-args...
-  local s=$1 r=$2 b=$3 t0 t1
+  local s=$1 r=$2 b=$3 t0 t1 c0
   shift 3
+  c0=$(timed_read "$s")
   mark; t0=$(now_ns)
   sql "$s" "$@" >/dev/null
   t1=$(now_ns)
   record "$r" "$s" "$b" s "$(secs "$t0" "$t1")"
+  timed_record "$r" "$s" "$b" "$c0"
   secs "$t0" "$t1"
 }
 
@@ -507,13 +525,14 @@ if [ "$BENCH_PAIRS" -gt 0 ]; then
     done
   done
   for s in "${INSTANCES[@]}"; do stop "$s"; done
-  # "decrypt calls, ns per call, encrypt calls, ns per call" over every
-  # process of the phase; cycles to ns at the TSC rate the processes measured.
+  # "decrypt calls, ns per call, encrypt calls, ns per call, ns per TSC
+  # cycle" over every process of the phase; cycles to ns at the TSC rate the
+  # processes measured.
   for s in "${INSTANCES[@]}"; do
     [[ $s == cmk_timed.* ]] || continue
     note "timed_$s" "$(tail -n +"${log_from[$s]}" "$LOGS/$s.log" | grep -o 'cmk bench timed: .*' |
       awk '{dn += $7; dc += $9; en += $12; ec += $14; t += $17; ns += $19}
-           END {r = (t > 0 ? ns / t : 0); printf "%d %.0f %d %.0f", dn, (dn ? dc * r / dn : 0), en, (en ? ec * r / en : 0)}')"
+           END {r = (t > 0 ? ns / t : 0); printf "%d %.0f %d %.0f %.6f", dn, (dn ? dc * r / dn : 0), en, (en ? ec * r / en : 0), r}')"
   done
 fi
 

@@ -12,7 +12,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(make_kek cmk_node pgbackrest_stanza run_shell plain_node files_containing dir_fingerprint
-  fingerprint_diff slurp_log_since can_attach_gdb);
+  fingerprint_diff slurp_log_since can_attach_gdb rewind_and_follow);
 
 # An RSA private key in PEM, as cmk.key_url = 'file:...' expects.
 sub make_kek
@@ -133,6 +133,24 @@ sub slurp_log_since
 	return substr($log, $from // 0);
 }
 
+
+# An old primary, stopped, rewound by $rewind (a sub that runs the rewind
+# and tests it) and started as a standby of $upstream. pg_rewind copies the
+# source's postgresql.conf too: the node's own is put back first.
+sub rewind_and_follow
+{
+	my ($node, $upstream, $rewind) = @_;
+	my $conf = $node->data_dir . '/postgresql.conf';
+	my $saved = slurp_file($conf);
+	$rewind->();
+	open(my $fh, '>', $conf) or die "could not write $conf: $!";
+	print $fh $saved;
+	close $fh;
+	$node->enable_streaming($upstream);
+	$node->set_standby_mode;
+	$node->start;
+	return;
+}
 
 # Runs a shell command; returns its exit status and its output (stdout and
 # stderr together).

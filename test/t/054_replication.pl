@@ -61,19 +61,13 @@ $primary->safe_psql('postgres', "INSERT INTO t SELECT g, '${canary}_lost' || g F
 $primary->stop;
 
 my $pdata = $primary->data_dir;
-command_ok([ 'pg_cmk', 'wal', 'decrypt', '-D', $pdata ], 'pg_cmk wal decrypt before pg_rewind');
-# pg_rewind copies the source's configuration too; keep the target's own.
-my $saved_conf = slurp_file("$pdata/postgresql.conf");
-my $rewind_out = `pg_rewind --target-pgdata $pdata --source-server '@{[ $standby->connstr('postgres') ]}' 2>&1`;
-is($?, 0, 'pg_rewind of the old primary');
-like($rewind_out, qr/Done!/, 'pg_rewind rewound (not "no rewind required")');
-command_ok([ 'pg_cmk', 'wal', 'encrypt', '-D', $pdata ], 'pg_cmk wal encrypt after pg_rewind');
-open(my $fh, '>', "$pdata/postgresql.conf") or die;
-print $fh $saved_conf;
-close $fh;
-$primary->enable_streaming($standby);
-$primary->set_standby_mode;
-$primary->start;
+rewind_and_follow($primary, $standby, sub {
+	command_ok([ 'pg_cmk', 'wal', 'decrypt', '-D', $pdata ], 'pg_cmk wal decrypt before pg_rewind');
+	my $rewind_out = `pg_rewind --target-pgdata $pdata --source-server '@{[ $standby->connstr('postgres') ]}' 2>&1`;
+	is($?, 0, 'pg_rewind of the old primary');
+	like($rewind_out, qr/Done!/, 'pg_rewind rewound (not "no rewind required")');
+	command_ok([ 'pg_cmk', 'wal', 'encrypt', '-D', $pdata ], 'pg_cmk wal encrypt after pg_rewind');
+});
 $standby->safe_psql('postgres', "INSERT INTO t SELECT g, '${canary}_c' || g FROM generate_series(5001, 5500) g");
 $standby->wait_for_catchup($primary);
 is($primary->safe_psql('postgres', 'SELECT count(*) FROM t'), '5500', 'rewound old primary follows the new one');

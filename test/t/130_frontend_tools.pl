@@ -175,16 +175,11 @@ $standby->safe_psql('postgres', "INSERT INTO t SELECT g, '${canary}_new' || g FR
 $primary->safe_psql('postgres', "SELECT pg_drop_replication_slot('recv')");
 $primary->safe_psql('postgres', "INSERT INTO t SELECT g, '${canary}_lost' || g FROM generate_series(9001, 9500) g");
 $primary->stop;
-my $saved_conf = slurp_file("$pdata/postgresql.conf");
-($rc, $out, $err) = run_tool('cmk_pg_rewind', '--target-pgdata', $pdata, '--source-server', $standby->connstr('postgres'));
-is($rc, 0, 'cmk_pg_rewind of the old primary, with no manual step') or diag($err);
-like($err, qr/Done!/, 'pg_rewind rewound');
-open(my $fh, '>', "$pdata/postgresql.conf") or die;
-print $fh $saved_conf;
-close $fh;
-$primary->enable_streaming($standby);
-$primary->set_standby_mode;
-$primary->start;
+rewind_and_follow($primary, $standby, sub {
+	($rc, $out, $err) = run_tool('cmk_pg_rewind', '--target-pgdata', $pdata, '--source-server', $standby->connstr('postgres'));
+	is($rc, 0, 'cmk_pg_rewind of the old primary, with no manual step') or diag($err);
+	like($err, qr/Done!/, 'pg_rewind rewound');
+});
 $standby->safe_psql('postgres', "INSERT INTO t SELECT g, '${canary}_c' || g FROM generate_series(7001, 7500) g");
 $standby->wait_for_catchup($primary);
 is($primary->safe_psql('postgres', 'SELECT count(*) FROM t'), '6601', 'rewound old primary follows the new one');

@@ -176,12 +176,13 @@ def median_text(rs, digits, bold_below=None):
 
 
 CLIENTS = int(settings.get("BENCH_CLIENTS", "2") or 2)
+BIG_PAGES = int(info.get("big_pages", "0") or 0)
 
 
-def cipher_only_ratio(plain_tps, reads_per_xact, ns_per_read):
-    """Plain's throughput with each transaction made longer by its page reads
-    times a cost per read (CPU-bound clients: each client's cycle grows)."""
-    return 1 / (1 + plain_tps * float(reads_per_xact) * ns_per_read * 1e-9 / CLIENTS)
+def cipher_only_ratio(plain_tps, secs_per_xact):
+    """Plain's throughput with each transaction made longer by the cipher's
+    seconds per transaction (CPU-bound clients: each client's cycle grows)."""
+    return 1 / (1 + plain_tps * secs_per_xact / CLIENTS)
 
 
 def ratio(b, unit, s):
@@ -197,14 +198,13 @@ def ratio(b, unit, s):
 
 def extra_per_page_ns(b, s):
     """Scan: time cmk adds per page of big, in ns (paired: median of per-pair differences)."""
-    pages = int(info.get("big_pages", "0") or 0)
-    if not pages:
+    if not BIG_PAGES:
         return None
     if b.endswith("_paired"):
         d = [v - base for v, base in matched_pairs(b, s)]
-        return statistics.median(d) * 1e9 / pages if d else None
+        return statistics.median(d) * 1e9 / BIG_PAGES if d else None
     m, p = med(b, s), med(b, base_of(s))
-    return (m - p) * 1e9 / pages if m is not None and p is not None else None
+    return (m - p) * 1e9 / BIG_PAGES if m is not None and p is not None else None
 
 
 def fmt(v, unit):
@@ -386,7 +386,7 @@ if any(by_pair.get((b, inst("cmk", ck))) for b, *_ in TARGETS for ck in CKS):
         m = micro.get(ck)
         tp = med("select_only_paired", inst("plain", ck))
         if rp and m and tp:
-            exp = cipher_only_ratio(tp, rp, m)
+            exp = cipher_only_ratio(tp, float(rp) * m * 1e-9)
             add(f"Checksums {ck}: pgbench -S reads {rp} pages per transaction from outside shared_buffers "
                 f"(cmk decrypts each); at the microbenchmark's {m:,.0f} ns per page and plain's {tp:,.0f} tps on "
                 f"{CLIENTS} clients, the cipher alone would give {exp:.3f}.")
@@ -403,8 +403,8 @@ if any(by_pair.get((b, inst("cmk", ck))) for b, *_ in TARGETS for ck in CKS):
 VARIANTS = ("cmk_nocipher", "cmk_timed")
 
 
-def ratio_cell(b, s, base=None):
-    rs = pair_ratios(b, "tps", s, base)
+def ratio_cell(b, unit, s, base=None):
+    rs = pair_ratios(b, unit, s, base)
     return median_text(rs, 3) if rs else "–"
 
 
@@ -426,9 +426,9 @@ if any(by_pair.get(("select_only_paired", inst(k, ck))) for k in VARIANTS for ck
         ns = float(timed[1]) if len(timed) >= 2 else None
         rp = info.get("reads_per_xact_" + inst("cmk", ck)) or info.get("reads_per_xact_" + inst("cmk_timed", ck))
         tp = med(b, inst("plain", ck))
-        alone = f"{cipher_only_ratio(tp, rp, ns):.3f}" if ns and rp and tp else "–"
-        add(f"| {ck} | {ratio_cell(b, inst('cmk', ck))} | {ratio_cell(b, inst('cmk_nocipher', ck))} "
-            f"| {ratio_cell(b, inst('cmk', ck), inst('cmk_nocipher', ck))} | {ratio_cell(b, inst('cmk_timed', ck))} "
+        alone = f"{cipher_only_ratio(tp, float(rp) * ns * 1e-9):.3f}" if ns and rp and tp else "–"
+        add(f"| {ck} | {ratio_cell(b, 'tps', inst('cmk', ck))} | {ratio_cell(b, 'tps', inst('cmk_nocipher', ck))} "
+            f"| {ratio_cell(b, 'tps', inst('cmk', ck), inst('cmk_nocipher', ck))} | {ratio_cell(b, 'tps', inst('cmk_timed', ck))} "
             f"| {f'{ns:,.0f} ns ({int(timed[0]):,})' if ns else '–'} | {alone} |")
     add("")
     add("The last column: plain's transactions per second, each made longer by the pages it reads (pg_stat_database, "
@@ -466,13 +466,12 @@ def aes_alone_ratio(b, unit, ck, aes_s):
     if unit == "s":
         return p / (p + aes_s)
     xacts = (med(b, inst("cmk_timed", ck)) or 0) * float(PT)
-    return 1 / (1 + p * (aes_s / xacts) / CLIENTS) if xacts else None
+    return cipher_only_ratio(p, aes_s / xacts) if xacts else None
 
 
 timed_cases = [(b, unit, short) for b, unit, _, short in BENCHES
                if b.endswith("_paired") and any(aes_of_case(b, inst("cmk_timed", ck)) for ck in CKS)]
 if timed_cases:
-    big_pages = int(info.get("big_pages", "0") or 0)
     add("### What each case's cost is made of")
     add("")
     add("The variants of the section above, every paired case. *AES calls*: 8 kB XTS calls made by all of "
@@ -493,15 +492,14 @@ if timed_cases:
             if not a:
                 continue
             dc, ec, aes_s = a
-            rc = lambda s, base=None: (median_text(pair_ratios(b, unit, s, base), 3)
-                                       if pair_ratios(b, unit, s, base) else "–")
-            per_page = (f"{dc / big_pages:.2f} + {ec / big_pages:.2f}"
-                        if big_pages and b.split("_paired")[0] in ("scan", "scan_par", "ctas", "vacuum_full", "create_index")
+            per_page = (f"{dc / BIG_PAGES:.2f} + {ec / BIG_PAGES:.2f}"
+                        if BIG_PAGES and b.split("_paired")[0] in ("scan", "scan_par", "ctas", "vacuum_full", "create_index")
                         else "–")
             alone = aes_alone_ratio(b, unit, ck, aes_s)
             best = aes_alone_ratio(b, unit, ck, (dc + ec) * micro[ck] * 1e-9) if micro.get(ck) else None
-            add(f"| {short.removesuffix(' p')} | {ck} | {rc(inst('cmk', ck))} | {rc(inst('cmk_nocipher', ck))} "
-                f"| {rc(inst('cmk', ck), inst('cmk_nocipher', ck))} | {dc:,.0f} + {ec:,.0f} | {per_page} "
+            add(f"| {short.removesuffix(' p')} | {ck} | {ratio_cell(b, unit, inst('cmk', ck))} "
+                f"| {ratio_cell(b, unit, inst('cmk_nocipher', ck))} "
+                f"| {ratio_cell(b, unit, inst('cmk', ck), inst('cmk_nocipher', ck))} | {dc:,.0f} + {ec:,.0f} | {per_page} "
                 f"| {fmt(aes_s, 's')} | {'–' if alone is None else f'{alone:.3f}'} | {'–' if best is None else f'{best:.3f}'} |")
     add("")
 if any(s.startswith("startup") for s, _ in allvals):

@@ -12,7 +12,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(make_kek cmk_node pgbackrest_stanza run_shell plain_node files_containing dir_fingerprint
-  fingerprint_diff slurp_log_since can_attach_gdb rewind_and_follow);
+  fingerprint_diff slurp_log_since can_attach_gdb rewind_and_follow flip_byte);
 
 # An RSA private key in PEM, as cmk.key_url = 'file:...' expects.
 sub make_kek
@@ -159,6 +159,20 @@ sub run_shell
 	my ($cmd) = @_;
 	my $out = `$cmd 2>&1`;
 	return ($? >> 8, $out);
+}
+
+# Corrupts one byte of a file in place. Flipped bits, not a fixed value: a
+# fixed byte equals what is there in one run out of 256 when the bytes are
+# ciphertext under a key new in each run, and then nothing is corrupt.
+sub flip_byte
+{
+	my ($file, $offset) = @_;
+	open(my $fh, '+<:raw', $file) or die "open $file: $!";
+	seek($fh, $offset, 0) or die "seek $file: $!";
+	read($fh, my $b, 1) == 1 or die "read $file at $offset: short";
+	seek($fh, $offset, 0) or die "seek $file: $!";
+	print $fh chr(ord($b) ^ 0x40);
+	close $fh or die "close $file: $!";
 }
 
 # A pgBackRest stanza "cmk" for a node that is not started yet: a repository

@@ -61,13 +61,10 @@ my $relpath = $node->data_dir . '/' . do {
 	$node->stop;
 	$p;
 };
-open(my $rel, '+<:raw', $relpath) or die;
-seek($rel, 8192 * 3 + 4000, 0);
-print $rel "\xff";
-close $rel;
+flip_byte($relpath, 8192 * 3 + 4000);
 $node->start;
 ($rc, $out) = run_shell("$br backup --type=full --checksum-page --log-level-console=warn");
-like($out, qr/invalid page checksum/i, 'a corrupted encrypted page is reported by the validation');
+like($out, qr/invalid page checksum/i, 'a corrupted encrypted page is reported by the validation') or diag($out);
 $node->stop;
 
 done_testing();

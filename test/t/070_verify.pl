@@ -61,17 +61,6 @@ sub forks_of
 	return grep { $_->{path} =~ m{^\Q$path\E(_fsm|_vm|_init)?$} } @{ $j->{files} };
 }
 
-sub flip_byte
-{
-	my ($file, $offset) = @_;
-	open(my $fh, '+<:raw', $file) or die "open $file: $!";
-	seek($fh, $offset, 0);
-	read($fh, my $b, 1) == 1 or die "read $file";
-	seek($fh, $offset, 0);
-	print $fh chr(ord($b) ^ 0x40);
-	close $fh or die "close $file: $!";
-}
-
 sub wal_encrypt
 {
 	my ($dir, $what) = @_;

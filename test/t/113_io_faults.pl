@@ -91,15 +91,27 @@ keyring_ok('after the staging faults');
 
 # ---- events and the sweep state: the rotation still works ----
 {
+	ok(wait_for(sub { slurp_file($node->data_dir . '/pg_cmk/sweep') eq "done 3\n" }),
+		'the sweep of the rotations before is done');
 	my $from = -s $node->logfile;
+	# The sweep launcher stopped (SIGSTOP) until the view is read: what the
+	# view says before any sweep starts is then certain.
+	my $launcher = $node->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'cmk sweep launcher'});
+	like($launcher, qr/^\d+$/, 'the sweep launcher runs');
+	kill 'STOP', $launcher;
 	set_faults($faults, 'write pg_cmk/events ENOSPC', 'write pg_cmk/sweep ENOSPC');
 	my ($ret, $out, $err) = $node->psql('postgres', 'SELECT cmk_rotate_dek()');
 	set_faults($faults);
 	is($ret, 0, 'with pg_cmk/events and pg_cmk/sweep unwritable the DEK rotation still succeeds') or diag($err);
 	like($err, qr/WARNING:.*could not write "[^"]*pg_cmk\/sweep.tmp"/, 'the sweep request says it could not be recorded');
 	like(substr(slurp_file($node->logfile), $from), qr/could not .*pg_cmk\/events/, 'the event file failure is logged');
-	ok(wait_sweep_done($node), 'the sweep runs anyway (its last done mark is older than the current generation)');
-	is(slurp_file($node->data_dir . '/pg_cmk/sweep'), "done 4\n", 'and records that it is done');
+	is(slurp_file($node->data_dir . '/pg_cmk/sweep'), "done 3\n", 'pg_cmk/sweep still holds the last done mark');
+	is($node->safe_psql('postgres', 'SELECT state FROM cmk_sweep_progress()'), 'pending',
+		'cmk_sweep_progress says pending, not done: the done mark is of an older generation');
+	kill 'CONT', $launcher;
+	ok(wait_for(sub { -f $node->data_dir . '/pg_cmk/sweep' && slurp_file($node->data_dir . '/pg_cmk/sweep') eq "done 4\n" }),
+		'the sweep runs anyway and records that it is done');
+	is($node->safe_psql('postgres', 'SELECT state FROM cmk_sweep_progress()'), 'done', 'and the view says done');
 }
 
 # ---- WAL writes through cmk fail: PANIC and recovery, no lost commit ----

@@ -245,7 +245,10 @@ cmk_sweep_progress(PG_FUNCTION_ARGS)
 			buf[0] = '\0';
 		close(fd);
 	}
-	state = st.sweep_running ? "running" : strncmp(buf, "done", 4) == 0 ? "done" : buf[0] ? "pending" : "not needed";
+	/* "done" only for the current generation: a done mark of an older one
+	 * (the rotation could not record its request) still needs a sweep. */
+	state = st.sweep_running ? "running" : cmk_sweep_pending() != 0 ? "pending" :
+		strncmp(buf, "done", 4) == 0 ? "done" : "not needed";
 
 	if (st.sweep_started != 0)
 	{

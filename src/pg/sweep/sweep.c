@@ -66,9 +66,13 @@ int			cmk_sweep_cost_delay_ms = 10;
 
 /* ---- the persistent "sweep needed" mark ---- */
 
-/* Target generation of a pending sweep, 0 if none. */
-static uint32
-sweep_pending(void)
+/*
+ * The generation a sweep must bring every page to, or 0 when none is
+ * needed: the launcher's test, and cmk_sweep_progress's, so the view never
+ * says "done" while the launcher would sweep.
+ */
+uint32
+cmk_sweep_pending(void)
 {
 	char		path[MAXPGPATH];
 	char		buf[64] = {0};
@@ -108,7 +112,7 @@ cmk_sweep_request_at_start(void)
 {
 	char		text[32];
 
-	if (sweep_pending() != 0)
+	if (cmk_sweep_pending() != 0)
 		return;
 	if (cmk_keys->keyring_created)
 	{
@@ -409,7 +413,7 @@ cmk_sweep_launcher_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		target = sweep_pending();
+		target = cmk_sweep_pending();
 		if (target != 0 && failed_passes < 3 && !RecoveryInProgress() &&
 			cmk_status_shared->access_state != CMK_ACCESS_INACCESSIBLE)
 		{

@@ -22,5 +22,6 @@ extern void cmk_sweep_define_settings(void);
 extern void cmk_sweep_register(void);
 extern void cmk_sweep_request(void);
 extern void cmk_sweep_request_at_start(void);
+extern uint32 cmk_sweep_pending(void);
 
 #endif							/* CMK_PG_SWEEP_H */

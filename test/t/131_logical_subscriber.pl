@@ -70,6 +70,10 @@ is_deeply([ files_containing($canary, $pub->data_dir) ], [], 'publisher: no cana
 is_deeply([ files_containing($canary, $sub->data_dir) ], [], 'subscriber: no canary in any file');
 
 my $sdata = $sub->data_dir;
+# initdb's WAL was written before cmk was loaded: whether its segment is
+# recycled by now depends on timing (verify exits 3 while it is there), so
+# encrypt what is left, as doc/validating.md tells operators to.
+command_ok([ 'pg_cmk', 'wal', 'encrypt', '-D', $sdata ], 'pg_cmk wal encrypt on the subscriber');
 my ($out, $err);
 IPC::Run::run([ 'pg_cmk', 'verify', '-D', $sdata, '--check-keys' ], '>', \$out, '2>', \$err);
 is($? >> 8, 0, "the subscriber's files decrypt with its own keyring") or diag("$out $err");

@@ -12,7 +12,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(make_kek cmk_node pgbackrest_stanza run_shell plain_node files_containing dir_fingerprint
-  fingerprint_diff slurp_log_since can_attach_gdb rewind_and_follow flip_byte);
+  fingerprint_diff slurp_log_since can_attach_gdb rewind_and_follow flip_byte
+  pg_checksum_page flip_page_byte);
 
 # An RSA private key in PEM, as cmk.key_url = 'file:...' expects.
 sub make_kek
@@ -172,6 +173,56 @@ sub flip_byte
 	read($fh, my $b, 1) == 1 or die "read $file at $offset: short";
 	seek($fh, $offset, 0) or die "seek $file: $!";
 	print $fh chr(ord($b) ^ 0x40);
+	close $fh or die "close $file: $!";
+}
+
+# PostgreSQL's pg_checksum_page (storage/checksum_impl.h) of the 8 kB page
+# $page as block $blkno of its relation.
+my @checksum_base_offsets = (
+	0x5B1F36E9, 0xB8525960, 0x02AB50AA, 0x1DE66D2A, 0x79FF467A, 0x9BB9F8A3, 0x217E7CD2, 0x83E13D2C,
+	0xF8D4474F, 0xE39EB970, 0x42C6AE16, 0x993216FA, 0x7B093B5D, 0x98DAFF3C, 0xF718902A, 0x0B1C9CDB,
+	0xE58F764B, 0x187636BC, 0x5D7B3BB1, 0xE73DE7DE, 0x92BEC979, 0xCCA6C0B2, 0x304A0979, 0x85AA43D4,
+	0x783125BB, 0x6CA8EAA2, 0xE407EAC6, 0x4B5CFC3E, 0x9FBF8C76, 0x15CA20BE, 0xF2CA9FD3, 0x959BD756);
+
+sub pg_checksum_page
+{
+	my ($page, $blkno) = @_;
+	die 'pg_checksum_page: not an 8 kB page' unless length($page) == 8192;
+	substr($page, 8, 2) = "\0\0";    # pd_checksum counts as zero
+	my @words = unpack('V2048', $page);
+	my @sums = @checksum_base_offsets;
+	for my $i (0 .. 65)    # 64 rows of the page, then two rows of zeros
+	{
+		for my $j (0 .. 31)
+		{
+			my $t = $sums[$j] ^ ($i < 64 ? $words[ $i * 32 + $j ] : 0);
+			$sums[$j] = (($t * 16777619) & 0xFFFFFFFF) ^ ($t >> 17);
+		}
+	}
+	my $c = 0;
+	$c ^= $_ for @sums;
+	return (($c ^ $blkno) % 65535) + 1;
+}
+
+# Corrupts one byte of block $blkno of a relation file (segment 0) at
+# $offset within the page, such that the page's stored checksum no longer
+# matches: a single flip leaves it matching in one run out of 65,535 when
+# the page is ciphertext under a key new in each run.
+sub flip_page_byte
+{
+	my ($file, $blkno, $offset) = @_;
+	open(my $fh, '+<:raw', $file) or die "open $file: $!";
+	seek($fh, $blkno * 8192, 0) or die "seek $file: $!";
+	read($fh, my $page, 8192) == 8192 or die "read $file block $blkno: short";
+	my $stored = unpack('v', substr($page, 8, 2));
+	my $orig = substr($page, $offset, 1);
+	for my $mask (0x40, 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x80)
+	{
+		substr($page, $offset, 1) = chr(ord($orig) ^ $mask);
+		last if pg_checksum_page($page, $blkno) != $stored;
+	}
+	seek($fh, $blkno * 8192 + $offset, 0) or die "seek $file: $!";
+	print $fh substr($page, $offset, 1);
 	close $fh or die "close $file: $!";
 }
 

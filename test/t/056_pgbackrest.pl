@@ -61,7 +61,7 @@ my $relpath = $node->data_dir . '/' . do {
 	$node->stop;
 	$p;
 };
-flip_byte($relpath, 8192 * 3 + 4000);
+flip_page_byte($relpath, 3, 4000);
 $node->start;
 ($rc, $out) = run_shell("$br backup --type=full --checksum-page --log-level-console=warn");
 like($out, qr/invalid page checksum/i, 'a corrupted encrypted page is reported by the validation') or diag($out);

@@ -292,8 +292,8 @@ for my $b ([ 'fetch', $fetch ], [ 'stream', $stream ])
 }
 
 # Tampering, with data checksums on.
-flip_byte("$dir/$t_path", 1 * 8192 + 17);      # block 1: pd_special, in the first cipher block
-flip_byte("$dir/$t_path", 2 * 8192 + 5000);    # block 2: the middle of the page
+flip_page_byte("$dir/$t_path", 1, 17);      # block 1: pd_special, in the first cipher block
+flip_page_byte("$dir/$t_path", 2, 5000);    # block 2: the middle of the page
 my ($twophase) = glob("$dir/pg_twophase/*");
 flip_byte($twophase, 1);
 ($rc) = verify($dir);

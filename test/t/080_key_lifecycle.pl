@@ -38,7 +38,7 @@ is(kek_version(), $v1, 'the keyring is wrapped by the first version');
 sub wait_until
 {
 	my ($what, $cond) = @_;
-	for (1 .. 300)
+	for (1 .. 1800)    # 3 minutes, as CmkLifecycle's wait_for: CI machines are slow
 	{
 		return 1 if $cond->();
 		usleep(100_000);

@@ -119,7 +119,7 @@ $node->safe_psql('postgres', "ALTER SYSTEM SET cmk.key_check_interval = 1; SELEC
 # 7. An expiring key: WARNING and event from the key worker.
 $kv->admin('set-key', '--name', 'kek', '--version', $v2, '--exp', '+' . (10 * 86400));
 my $found = 0;
-for (1 .. 100)
+for (1 .. 1200)    # up to 2 minutes: the check runs every second, plus a sign-in and a request on a loaded machine
 {
 	last if ($found = $node->safe_psql('postgres', q{SELECT count(*) FROM cmk_events WHERE event = 'key_expiring'}) > 0);
 	usleep(100_000);

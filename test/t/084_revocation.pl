@@ -62,7 +62,11 @@ $pub->safe_psql('postgres', "INSERT INTO t VALUES (1, 'before')");
 ok(poll(sub { (sub_q('SELECT count(*) FROM t') // '') eq '1' }), 'the subscription applies');
 ok(poll(sub { (sub_q('SELECT count(*) > 0 FROM worker_log') // '') eq 't' }), 'the test worker writes');
 my $worker_pid = sub_q(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'cmk test worker'});
-my $apply_pid = sub_q(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'logical replication worker'});
+# The apply worker, not a table synchronization worker (same backend_type;
+# it ends by itself once its table is synchronized).
+my $apply_pid;
+ok(poll(sub { ($apply_pid = sub_q(q{SELECT pid FROM pg_stat_subscription WHERE relid IS NULL AND pid IS NOT NULL}) // '') =~ /^\d+$/ }),
+	'the apply worker is found');
 ok($worker_pid && $apply_pid, "test worker $worker_pid and apply worker $apply_pid run");
 
 # Revoke: the server becomes inaccessible, and both workers are ended.

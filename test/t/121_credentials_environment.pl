@@ -45,7 +45,7 @@ wal_level = replica
 max_wal_senders = 2
 EOC
 my $archive = $node->archive_dir;
-$node->append_conf('postgresql.conf', "archive_command = 'env > \"$out/archive_env\"; cp \"%p\" \"$archive/%f\"'\n");
+$node->append_conf('postgresql.conf', "archive_command = 'env > \"$out/archive_env.tmp\" && mv \"$out/archive_env.tmp\" \"$out/archive_env\"; cp \"%p\" \"$archive/%f\"'\n");
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION cmk');
 
@@ -144,7 +144,7 @@ my $restored = PostgreSQL::Test::Cluster->new('restored');
 $restored->init_from_backup($node, 'bk');
 $restored->append_conf('postgresql.conf', <<"EOC");
 archive_mode = off
-restore_command = 'env > "$out/restore_env"; cp "$archive/%f" "%p"'
+restore_command = 'env > "$out/restore_env.tmp" && mv "$out/restore_env.tmp" "$out/restore_env"; cp "$archive/%f" "%p"'
 recovery_target_action = 'promote'
 EOC
 $restored->set_recovery_mode;

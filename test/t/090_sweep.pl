@@ -150,6 +150,8 @@ $standby->safe_psql('postgres', 'CHECKPOINT');
 $gens = page_generations($standby->data_dir);
 is(join(',', grep { $_ ne 'new' && ($gens->{$_} // 0) > 0 } sort keys %$gens), '2', 'the standby replayed the sweep: every page in generation 2');
 is($standby->safe_psql('postgres', 'SELECT key_generation FROM cmk_status()'), '2', 'and uses generation 2');
+is($standby->safe_psql('postgres', 'SELECT state FROM cmk_sweep_progress()'), 'pending',
+	"the standby's sweep state is pending, not done: it has not swept to generation 2 itself (it will once promoted)");
 
 $node->restart;    # temporary files of the old run used generation 1
 ($ret, $out, $err) = $node->psql('postgres', 'SELECT cmk_retire_generation(1)');

@@ -7,13 +7,14 @@ use warnings;
 use Exporter 'import';
 use File::Find;
 use Digest::SHA;
+use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(make_kek cmk_node pgbackrest_stanza run_shell plain_node files_containing dir_fingerprint
   fingerprint_diff slurp_log_since can_attach_gdb rewind_and_follow flip_byte
-  pg_checksum_page flip_page_byte);
+  pg_checksum_page flip_page_byte psql_arg);
 
 # An RSA private key in PEM, as cmk.key_url = 'file:...' expects.
 sub make_kek
@@ -224,6 +225,20 @@ sub flip_page_byte
 	seek($fh, $blkno * 8192 + $offset, 0) or die "seek $file: $!";
 	print $fh substr($page, $offset, 1);
 	close $fh or die "close $file: $!";
+}
+
+# psql with the query as an argument (-c), not on its standard input as
+# PostgreSQL::Test::Cluster's psql passes it: a server that refuses the
+# connection makes psql exit before it reads its input, and IPC::Run then
+# dies of the broken pipe. Returns (exit code, stdout, stderr) as that psql.
+sub psql_arg
+{
+	my ($node, $db, $sql) = @_;
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ 'psql', '-XAtq', '-d', $node->connstr($db), '-c', $sql ], '>', \$out, '2>', \$err);
+	my $rc = $? >> 8;
+	chomp $out;
+	return ($rc, $out, $err);
 }
 
 # A pgBackRest stanza "cmk" for a node that is not started yet: a repository

@@ -91,9 +91,9 @@ my $base_fp = dir_fingerprint($node->data_dir . '/base');
 my $session = $node->background_psql('postgres', on_error_stop => 0);
 $session->query_safe('SELECT 1');
 $kv->admin('revoke', '--client-id', 'pg-server', '--permissions', 'unwrapKey');
-ok(wait_until('refused', sub { my ($r) = $node->psql('postgres', 'SELECT 1'); $r != 0 }),
+ok(wait_until('refused', sub { my ($r) = psql_arg($node, 'postgres', 'SELECT 1'); $r != 0 }),
 	'after the permission is removed, new connections are refused');
-($ret, $out, $err) = $node->psql('postgres', 'SELECT 1');
+($ret, $out, $err) = psql_arg($node, 'postgres', 'SELECT 1');
 like($err, qr/server is inaccessible because its key encryption key \Q$base\/$v3\E is unavailable/, 'the message names the key');
 like($err, qr/unwrapKey/, 'and the reason');
 my $session_out = eval { $session->query('SELECT 2') } // '';
@@ -102,7 +102,7 @@ eval { $session->quit };
 is(fingerprint_diff($base_fp, dir_fingerprint($node->data_dir . '/base')), '', 'data files unchanged while inaccessible');
 
 $kv->admin('grant', '--client-id', 'pg-server', '--permissions', 'get,wrapKey,unwrapKey');
-ok(wait_until('accessible', sub { my ($r) = $node->psql('postgres', 'SELECT 1'); $r == 0 }),
+ok(wait_until('accessible', sub { my ($r) = psql_arg($node, 'postgres', 'SELECT 1'); $r == 0 }),
 	'with the permission back, connections work again without a restart');
 is($node->safe_psql('postgres', $digest_q), $expected, 'every row intact');
 

@@ -9,7 +9,6 @@
 use strict;
 use warnings;
 use File::Basename qw(dirname);
-use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -56,7 +55,7 @@ sub poll
 	}
 	return 0;
 }
-sub sub_q { my ($q) = @_; my ($r, $o) = $sub->psql('postgres', $q); return $r == 0 ? $o : undef; }
+sub sub_q { my ($q) = @_; my ($r, $o) = psql_arg($sub, 'postgres', $q); return $r == 0 ? $o : undef; }
 
 $pub->safe_psql('postgres', "INSERT INTO t VALUES (1, 'before')");
 ok(poll(sub { (sub_q('SELECT count(*) FROM t') // '') eq '1' }), 'the subscription applies');

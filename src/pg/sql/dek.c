@@ -225,9 +225,7 @@ cmk_sweep_progress(PG_FUNCTION_ARGS)
 	Datum		values[14];
 	bool		nulls[14] = {0};
 	cmk_shared_status st;
-	char		path[MAXPGPATH];
-	char		buf[64] = {0};
-	int			fd;
+	char		buf[64];
 	const char *state;
 	double		elapsed = 0;
 	double		rate = 0;
@@ -237,17 +235,10 @@ cmk_sweep_progress(PG_FUNCTION_ARGS)
 	tupdesc = BlessTupleDesc(tupdesc);
 	cmk_shared_status_read(&st);
 
-	snprintf(path, sizeof(path), "%s/pg_cmk/sweep", DataDir);
-	fd = open(path, O_RDONLY);
-	if (fd >= 0)
-	{
-		if (read(fd, buf, sizeof(buf) - 1) < 0)
-			buf[0] = '\0';
-		close(fd);
-	}
+	cmk_sweep_mark_read(buf, sizeof(buf));	/* once: the state is of one reading */
 	/* "done" only for the current generation: a done mark of an older one
 	 * (the rotation could not record its request) still needs a sweep. */
-	state = st.sweep_running ? "running" : cmk_sweep_pending() != 0 ? "pending" :
+	state = st.sweep_running ? "running" : cmk_sweep_pending_of(buf) != 0 ? "pending" :
 		strncmp(buf, "done", 4) == 0 ? "done" : "not needed";
 
 	if (st.sweep_started != 0)

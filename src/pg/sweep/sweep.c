@@ -66,35 +66,52 @@ int			cmk_sweep_cost_delay_ms = 10;
 
 /* ---- the persistent "sweep needed" mark ---- */
 
-/*
- * The generation a sweep must bring every page to, or 0 when none is
- * needed: the launcher's test, and cmk_sweep_progress's, so the view never
- * says "done" while the launcher would sweep.
- */
-uint32
-cmk_sweep_pending(void)
+/* Reads pg_cmk/sweep into mark (size bytes, NUL-terminated; "" if absent). */
+void
+cmk_sweep_mark_read(char *mark, size_t size)
 {
 	char		path[MAXPGPATH];
-	char		buf[64] = {0};
 	int			fd;
+	ssize_t		n = 0;
 
 	snprintf(path, sizeof(path), "%s/%s", DataDir, SWEEP_FILE);
 	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return 0;
-	if (read(fd, buf, sizeof(buf) - 1) <= 0)
-		buf[0] = '\0';
-	close(fd);
-	if (strncmp(buf, "done", 4) == 0)
+	if (fd >= 0)
 	{
-		uint32		done = (uint32) strtoul(buf + 4, NULL, 10);
+		n = read(fd, mark, size - 1);
+		close(fd);
+	}
+	mark[n > 0 ? n : 0] = '\0';
+}
+
+/*
+ * The generation a sweep must bring every page to, or 0 when none is
+ * needed, given pg_cmk/sweep's contents: the launcher's test, and
+ * cmk_sweep_progress's, so the view never says "done" while the launcher
+ * would sweep.
+ */
+uint32
+cmk_sweep_pending_of(const char *mark)
+{
+	if (strncmp(mark, "done", 4) == 0)
+	{
+		uint32		done = (uint32) strtoul(mark + 4, NULL, 10);
 
 		/* A rotation whose request could not be recorded still needs one. */
 		return (done != 0 && done != cmk_current_generation()) ? cmk_current_generation() : 0;
 	}
 	/* Pending: always to the current generation (a newer rotation may have
 	 * happened without its request being recorded, e.g. a crash). */
-	return buf[0] ? cmk_current_generation() : 0;
+	return mark[0] ? cmk_current_generation() : 0;
+}
+
+static uint32
+sweep_pending(void)
+{
+	char		mark[64];
+
+	cmk_sweep_mark_read(mark, sizeof(mark));
+	return cmk_sweep_pending_of(mark);
 }
 
 static bool
@@ -112,7 +129,7 @@ cmk_sweep_request_at_start(void)
 {
 	char		text[32];
 
-	if (cmk_sweep_pending() != 0)
+	if (sweep_pending() != 0)
 		return;
 	if (cmk_keys->keyring_created)
 	{
@@ -413,7 +430,7 @@ cmk_sweep_launcher_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		target = cmk_sweep_pending();
+		target = sweep_pending();
 		if (target != 0 && failed_passes < 3 && !RecoveryInProgress() &&
 			cmk_status_shared->access_state != CMK_ACCESS_INACCESSIBLE)
 		{

@@ -62,12 +62,14 @@ sub start
 			'--tenant', $self->{tenant}, '--host', $self->{host}, '--host', $self->{login_host}
 		],
 		'>', "$self->{dir}/emulator.log", '2>&1');
-	for (1 .. 300)
+	# Up to 2 minutes: it makes its TLS keys first, and a loaded CI machine
+	# can be slow at that.
+	for (1 .. 1200)
 	{
 		return if -f "$self->{dir}/ready";
 		usleep(100_000);
 	}
-	die "the Key Vault emulator did not start: " . slurp_file("$self->{dir}/emulator.log");
+	die "the Key Vault emulator did not start within 120 s: " . slurp_file("$self->{dir}/emulator.log");
 }
 
 sub stop

@@ -235,11 +235,10 @@ cmk_sweep_progress(PG_FUNCTION_ARGS)
 	tupdesc = BlessTupleDesc(tupdesc);
 	cmk_shared_status_read(&st);
 
-	cmk_sweep_mark_read(buf, sizeof(buf));	/* once: the state is of one reading */
-	/* "done" only for the current generation: a done mark of an older one
-	 * (the rotation could not record its request) still needs a sweep. */
-	state = st.sweep_running ? "running" : cmk_sweep_pending_of(buf) != 0 ? "pending" :
-		strncmp(buf, "done", 4) == 0 ? "done" : "not needed";
+	/* One reading of pg_cmk/sweep, judged by the sweep layer, which owns
+	 * its format: "done" only for the current generation. */
+	cmk_sweep_mark_read(buf, sizeof(buf));
+	state = st.sweep_running ? "running" : cmk_sweep_mark_state(buf);
 
 	if (st.sweep_started != 0)
 	{

@@ -86,12 +86,12 @@ cmk_sweep_mark_read(char *mark, size_t size)
 
 /*
  * The generation a sweep must bring every page to, or 0 when none is
- * needed, given pg_cmk/sweep's contents: the launcher's test, and
- * cmk_sweep_progress's, so the view never says "done" while the launcher
- * would sweep.
+ * needed, given pg_cmk/sweep's contents: the launcher's test, and through
+ * cmk_sweep_mark_state the view's, so the view never says "done" while the
+ * launcher would sweep.
  */
-uint32
-cmk_sweep_pending_of(const char *mark)
+static uint32
+sweep_pending_of(const char *mark)
 {
 	if (strncmp(mark, "done", 4) == 0)
 	{
@@ -111,7 +111,16 @@ sweep_pending(void)
 	char		mark[64];
 
 	cmk_sweep_mark_read(mark, sizeof(mark));
-	return cmk_sweep_pending_of(mark);
+	return sweep_pending_of(mark);
+}
+
+/* cmk_sweep_progress's state when no pass runs, given pg_cmk/sweep's contents. */
+const char *
+cmk_sweep_mark_state(const char *mark)
+{
+	if (sweep_pending_of(mark) != 0)
+		return "pending";
+	return strncmp(mark, "done", 4) == 0 ? "done" : "not needed";
 }
 
 static bool

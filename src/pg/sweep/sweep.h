@@ -23,6 +23,6 @@ extern void cmk_sweep_register(void);
 extern void cmk_sweep_request(void);
 extern void cmk_sweep_request_at_start(void);
 extern void cmk_sweep_mark_read(char *mark, size_t size);
-extern uint32 cmk_sweep_pending_of(const char *mark);
+extern const char *cmk_sweep_mark_state(const char *mark);
 
 #endif							/* CMK_PG_SWEEP_H */

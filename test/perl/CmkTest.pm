@@ -8,6 +8,7 @@ use Exporter 'import';
 use File::Find;
 use Digest::SHA;
 use IPC::Run;
+use List::Util qw(first);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -166,14 +167,15 @@ sub run_shell
 # Corrupts one byte of a file in place. Flipped bits, not a fixed value: a
 # fixed byte equals what is there in one run out of 256 when the bytes are
 # ciphertext under a key new in each run, and then nothing is corrupt.
+# The bits are $mask's (default 0x40).
 sub flip_byte
 {
-	my ($file, $offset) = @_;
+	my ($file, $offset, $mask) = @_;
 	open(my $fh, '+<:raw', $file) or die "open $file: $!";
 	seek($fh, $offset, 0) or die "seek $file: $!";
 	read($fh, my $b, 1) == 1 or die "read $file at $offset: short";
 	seek($fh, $offset, 0) or die "seek $file: $!";
-	print $fh chr(ord($b) ^ 0x40);
+	print $fh chr(ord($b) ^ ($mask // 0x40));
 	close $fh or die "close $file: $!";
 }
 
@@ -212,19 +214,17 @@ sub pg_checksum_page
 sub flip_page_byte
 {
 	my ($file, $blkno, $offset) = @_;
-	open(my $fh, '+<:raw', $file) or die "open $file: $!";
+	open(my $fh, '<:raw', $file) or die "open $file: $!";
 	seek($fh, $blkno * 8192, 0) or die "seek $file: $!";
 	read($fh, my $page, 8192) == 8192 or die "read $file block $blkno: short";
+	close $fh;
 	my $stored = unpack('v', substr($page, 8, 2));
-	my $orig = substr($page, $offset, 1);
-	for my $mask (0x40, 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x80)
-	{
-		substr($page, $offset, 1) = chr(ord($orig) ^ $mask);
-		last if pg_checksum_page($page, $blkno) != $stored;
-	}
-	seek($fh, $blkno * 8192 + $offset, 0) or die "seek $file: $!";
-	print $fh substr($page, $offset, 1);
-	close $fh or die "close $file: $!";
+	my $orig = ord(substr($page, $offset, 1));
+	my $mask = first {
+		substr($page, $offset, 1) = chr($orig ^ $_);
+		pg_checksum_page($page, $blkno) != $stored
+	} (0x40, 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x80);
+	flip_byte($file, $blkno * 8192 + $offset, $mask);
 }
 
 # psql with the query as an argument (-c), not on its standard input as

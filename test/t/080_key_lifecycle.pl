@@ -9,8 +9,8 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
 use CmkTest;
+use CmkLifecycle;
 use KvEmulator;
 
 my $kv = KvEmulator->new("${PostgreSQL::Test::Utils::tmp_check}/kv_080");
@@ -35,17 +35,6 @@ my $expected = $node->safe_psql('postgres', $digest_q);
 sub kek_version { return $node->safe_psql('postgres', 'SELECT kek_version FROM cmk_status'); }
 is(kek_version(), $v1, 'the keyring is wrapped by the first version');
 
-sub wait_until
-{
-	my ($what, $cond) = @_;
-	for (1 .. 1800)    # 3 minutes, as CmkLifecycle's wait_for: CI machines are slow
-	{
-		return 1 if $cond->();
-		usleep(100_000);
-	}
-	return 0;
-}
-
 # Standby with the same keyring (from the base backup).
 $node->backup('b', backup_options => [ '-X', 'fetch' ]);
 my $standby = PostgreSQL::Test::Cluster->new('standby');
@@ -66,7 +55,7 @@ like($err, qr/cannot rotate to .*The keyring was not changed/s, 'rotating to a m
 is(kek_version(), $v2, 'and the keyring is untouched');
 
 $node->wait_for_catchup($standby);
-ok(wait_until('standby follows', sub { $standby->safe_psql('postgres', 'SELECT kek_version FROM cmk_status') eq $v2 }),
+ok(wait_for(sub { $standby->safe_psql('postgres', 'SELECT kek_version FROM cmk_status') eq $v2 }),
 	'the standby follows the rotation through WAL');
 is(slurp_file($standby->data_dir . '/pg_cmk/keyring'), slurp_file($node->data_dir . '/pg_cmk/keyring'),
 	'the standby has the same keyring file');
@@ -80,7 +69,7 @@ $node->append_conf('postgresql.conf', "cmk.key_url = '$base'\ncmk.follow_latest_
 $node->safe_psql('postgres', "ALTER SYSTEM RESET cmk.key_url");
 $node->restart;
 my $v3 = version_of($kv->admin('rotate-key', '--name', 'kek'));
-ok(wait_until('follow', sub { kek_version() eq $v3 }), 'the key worker follows a new version created by rotation');
+ok(wait_for(sub { kek_version() eq $v3 }), 'the key worker follows a new version created by rotation');
 my @wraps = grep { $_->{operation} eq 'KeyWrap' && ($_->{caller} // '') eq 'pg-server' } $kv->audit;
 is($wraps[-1]{version}, $v3, 'the audit log shows the wrap with the new version');
 $node->safe_psql('postgres', "ALTER SYSTEM SET cmk.follow_latest_version = off; SELECT pg_reload_conf()");
@@ -91,7 +80,7 @@ my $base_fp = dir_fingerprint($node->data_dir . '/base');
 my $session = $node->background_psql('postgres', on_error_stop => 0);
 $session->query_safe('SELECT 1');
 $kv->admin('revoke', '--client-id', 'pg-server', '--permissions', 'unwrapKey');
-ok(wait_until('refused', sub { my ($r) = psql_arg($node, 'postgres', 'SELECT 1'); $r != 0 }),
+ok(wait_for(sub { my ($r) = psql_arg($node, 'postgres', 'SELECT 1'); $r != 0 }),
 	'after the permission is removed, new connections are refused');
 ($ret, $out, $err) = psql_arg($node, 'postgres', 'SELECT 1');
 like($err, qr/server is inaccessible because its key encryption key \Q$base\/$v3\E is unavailable/, 'the message names the key');
@@ -102,7 +91,7 @@ eval { $session->quit };
 is(fingerprint_diff($base_fp, dir_fingerprint($node->data_dir . '/base')), '', 'data files unchanged while inaccessible');
 
 $kv->admin('grant', '--client-id', 'pg-server', '--permissions', 'get,wrapKey,unwrapKey');
-ok(wait_until('accessible', sub { my ($r) = psql_arg($node, 'postgres', 'SELECT 1'); $r == 0 }),
+ok(wait_for(sub { my ($r) = psql_arg($node, 'postgres', 'SELECT 1'); $r == 0 }),
 	'with the permission back, connections work again without a restart');
 is($node->safe_psql('postgres', $digest_q), $expected, 'every row intact');
 
@@ -127,7 +116,7 @@ ok($saw_transient, 'and cmk_status shows the transient errors');
 
 # 5. The standby is promoted and restarts with the rotated keyring.
 $node->wait_for_catchup($standby);
-ok(wait_until('standby', sub { $standby->safe_psql('postgres', 'SELECT kek_version FROM cmk_status') eq $v3 }),
+ok(wait_for(sub { $standby->safe_psql('postgres', 'SELECT kek_version FROM cmk_status') eq $v3 }),
 	'the standby followed the automatic rotation too');
 $standby->promote;
 $standby->restart;
@@ -150,7 +139,7 @@ my $sd = cmk_node('shutdown', conf => "cmk.key_check_interval = 1\ncmk.on_key_un
 $sd->start;
 $sd->safe_psql('postgres', 'CREATE EXTENSION cmk');
 rename($sd->basedir . '/kek.pem', $sd->basedir . '/kek.pem.away') or die;
-ok(wait_until('shutdown', sub { !-f $sd->data_dir . '/postmaster.pid' }), 'with on_key_unavailable = shutdown the server shuts down');
+ok(wait_for(sub { !-f $sd->data_dir . '/postmaster.pid' }), 'with on_key_unavailable = shutdown the server shuts down');
 like(slurp_file($sd->logfile), qr/server_shutdown/, 'and says why');
 rename($sd->basedir . '/kek.pem.away', $sd->basedir . '/kek.pem') or die;
 $sd->_update_pid(0);

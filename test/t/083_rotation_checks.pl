@@ -14,8 +14,8 @@ use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
 use CmkTest;
+use CmkLifecycle;
 use KvEmulator;
 
 my $kv = KvEmulator->new("${PostgreSQL::Test::Utils::tmp_check}/kv_083");
@@ -118,13 +118,9 @@ $node->safe_psql('postgres', "ALTER SYSTEM SET cmk.key_check_interval = 1; SELEC
 
 # 7. An expiring key: WARNING and event from the key worker.
 $kv->admin('set-key', '--name', 'kek', '--version', $v2, '--exp', '+' . (10 * 86400));
-my $found = 0;
-for (1 .. 1200)    # up to 2 minutes: the check runs every second, plus a sign-in and a request on a loaded machine
-{
-	last if ($found = $node->safe_psql('postgres', q{SELECT count(*) FROM cmk_events WHERE event = 'key_expiring'}) > 0);
-	usleep(100_000);
-}
-ok($found, 'a key expiring in 10 days gives a key_expiring event');
+# Up to 2 minutes: the check runs every second, plus a sign-in and a request on a loaded machine.
+ok(wait_for(sub { $node->safe_psql('postgres', q{SELECT count(*) FROM cmk_events WHERE event = 'key_expiring'}) > 0 }, 120),
+	'a key expiring in 10 days gives a key_expiring event');
 like(slurp_file($node->logfile), qr/WARNING:  cmk: the key encryption key \Q$base\/$v2\E expires soon\n.*DETAIL:  It expires at .*, in (9\.9|10\.0) days/,
 	'and a WARNING in the log');
 $node->stop;

@@ -12,8 +12,8 @@ use File::Basename qw(dirname);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
 use CmkTest;
+use CmkLifecycle;
 use KvEmulator;
 
 # The test worker, built for the server under test (not part of cmk).
@@ -45,16 +45,7 @@ CREATE TABLE worker_log (pid int, at timestamptz);
 CREATE SUBSCRIPTION s CONNECTION '$pubconn' PUBLICATION p;
 EOS
 
-sub poll
-{
-	my ($cond) = @_;
-	for (1 .. 600)
-	{
-		return 1 if $cond->();
-		usleep(100_000);
-	}
-	return 0;
-}
+sub poll { my ($cond) = @_; return wait_for($cond, 60); }
 sub sub_q { my ($q) = @_; my ($r, $o) = psql_arg($sub, 'postgres', $q); return $r == 0 ? $o : undef; }
 
 $pub->safe_psql('postgres', "INSERT INTO t VALUES (1, 'before')");
